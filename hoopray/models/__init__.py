@@ -1,0 +1,1 @@
+"""Model adapters. Each adapter module imports its heavy library inside itself only."""

@@ -1,0 +1,253 @@
+"""Records passed between stages and the Arrow schema of every table, defined once.
+
+Tables are hive-partitioned by ``game_id`` and ``clip_id`` on disk
+(``<out>/tables/<name>/game_id=<g>/clip_id=<c>/part-0.parquet``); the partition columns
+are therefore *not* stored inside the files and are absent from the schemas below.
+Readers (DuckDB ``hive_partitioning=true``, Polars ``hive_partitioning=True``,
+:func:`hoopray.store.read_table`) add them back from the path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+import pyarrow as pa
+
+
+class TrackSource(StrEnum):
+    """How a track row came to be."""
+
+    PROMPT = "prompt"  # prompted from a detection on the clip's first detection frame
+    PROPAGATED = "propagated"  # carried forward by the tracker
+    ADDED = "added"  # a new player prompted mid-clip
+
+
+class IdentityStatus(StrEnum):
+    CONFIRMED = "confirmed"
+    AMBIGUOUS = "ambiguous"
+    UNREAD = "unread"
+
+
+class ClipStatus(StrEnum):
+    OK = "ok"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+@dataclass(frozen=True)
+class ClipRef:
+    """One input clip found by discovery."""
+
+    game_id: str
+    clip_id: str
+    path: Path
+    fingerprint: str
+
+
+@dataclass(frozen=True)
+class NumberRead:
+    """One jersey-number read.
+
+    Attributes:
+        text: the number normalised to "0".."99" or "00", or None when unreadable.
+        confidence: in [0, 1].
+        raw: the reader's raw answer, for diagnostics.
+    """
+
+    text: str | None
+    confidence: float
+    raw: str = ""
+
+
+@dataclass
+class Observations:
+    """Everything the GPU computed for one clip: the input of :func:`hoopray.resolve.resolve`.
+
+    Each attribute is an Arrow table with the schema named after it in :data:`SCHEMAS`.
+    """
+
+    tracks: pa.Table
+    reads: pa.Table
+    team_votes: pa.Table
+    clip: pa.Table
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass
+class Identities:
+    tracks: pa.Table
+    frames: pa.Table
+
+
+_BOX = [
+    pa.field("x1", pa.float32(), nullable=False),
+    pa.field("y1", pa.float32(), nullable=False),
+    pa.field("x2", pa.float32(), nullable=False),
+    pa.field("y2", pa.float32(), nullable=False),
+]
+
+CANDIDATE = pa.struct([pa.field("track_id", pa.int32()), pa.field("ios", pa.float32())])
+
+OBS_TRACKS = pa.schema(
+    [
+        pa.field("frame", pa.int32(), nullable=False),
+        pa.field("track_id", pa.int32(), nullable=False),
+        *_BOX,
+        pa.field("mask_area", pa.int64(), nullable=False),
+        pa.field("mask_rle", pa.string(), nullable=False),  # COCO RLE counts (compressed)
+        pa.field("height", pa.int32(), nullable=False),
+        pa.field("width", pa.int32(), nullable=False),
+        pa.field("class_name", pa.string()),
+        pa.field("det_confidence", pa.float32()),
+        pa.field("source", pa.string(), nullable=False),  # TrackSource
+    ]
+)
+
+OBS_READS = pa.schema(
+    [
+        pa.field("frame", pa.int32(), nullable=False),
+        pa.field("read_id", pa.int32(), nullable=False),
+        *_BOX,
+        pa.field("text", pa.string()),  # normalised number or null
+        pa.field("raw", pa.string()),
+        pa.field("confidence", pa.float32(), nullable=False),
+        pa.field("candidates", pa.list_(CANDIDATE), nullable=False),  # IoS > 0 only
+    ]
+)
+
+OBS_TEAM_VOTES = pa.schema(
+    [
+        pa.field("frame", pa.int32(), nullable=False),
+        pa.field("track_id", pa.int32(), nullable=False),
+        pa.field("cluster", pa.int8(), nullable=False),
+        pa.field("confidence", pa.float32(), nullable=False),
+    ]
+)
+
+OBS_CLIP = pa.schema(
+    [
+        pa.field("path", pa.string(), nullable=False),
+        pa.field("fingerprint", pa.string(), nullable=False),
+        pa.field("frames", pa.int32(), nullable=False),
+        pa.field("fps", pa.float32(), nullable=False),
+        pa.field("width", pa.int32(), nullable=False),
+        pa.field("height", pa.int32(), nullable=False),
+        pa.field("read_stride", pa.int32(), nullable=False),
+        pa.field("reader_calls", pa.int32(), nullable=False),
+        pa.field("crops_read", pa.int32(), nullable=False),
+        pa.field("seconds", pa.float32(), nullable=False),
+    ]
+)
+
+ID_TRACKS = pa.schema(
+    [
+        pa.field("track_id", pa.int32(), nullable=False),
+        pa.field("first_frame", pa.int32(), nullable=False),
+        pa.field("last_frame", pa.int32(), nullable=False),
+        pa.field("team_cluster", pa.int8()),
+        pa.field("team_name", pa.string()),
+        pa.field("team_confidence", pa.float32()),
+        pa.field("number", pa.string()),
+        pa.field("player_name", pa.string()),
+        pa.field("status", pa.string(), nullable=False),  # IdentityStatus
+        pa.field("confirmed_at_frame", pa.int32()),
+        pa.field("reads_seen", pa.int32(), nullable=False),
+        pa.field("reads_agreeing", pa.int32(), nullable=False),
+    ]
+)
+
+ID_FRAMES = pa.schema(
+    [
+        pa.field("frame", pa.int32(), nullable=False),
+        pa.field("track_id", pa.int32(), nullable=False),
+        *_BOX,
+        pa.field("team_name", pa.string()),
+        pa.field("number", pa.string()),
+        pa.field("player_name", pa.string()),
+        pa.field("status", pa.string(), nullable=False),
+    ]
+)
+
+TEAM_CROPS = pa.schema(
+    [
+        pa.field("clip_id", pa.string(), nullable=False),
+        pa.field("frame", pa.int32(), nullable=False),
+        *_BOX,
+        pa.field("cluster", pa.int8(), nullable=False),
+        pa.field("u0", pa.float32(), nullable=False),
+        pa.field("u1", pa.float32(), nullable=False),
+        pa.field("u2", pa.float32(), nullable=False),
+    ]
+)
+
+CLIP_STATUS = pa.schema(
+    [
+        pa.field("path", pa.string(), nullable=False),
+        pa.field("fingerprint", pa.string(), nullable=False),
+        pa.field("status", pa.string(), nullable=False),  # ClipStatus
+        pa.field("stage", pa.string()),  # where it failed
+        pa.field("reason", pa.string()),
+        pa.field("frames", pa.int32()),
+        pa.field("confirmed", pa.int32()),
+        pa.field("seconds_observe", pa.float32()),
+        pa.field("seconds_resolve", pa.float32()),
+        pa.field("seconds_render", pa.float32()),
+    ]
+)
+
+LABELS = pa.schema(
+    [
+        pa.field("frame", pa.int32(), nullable=False),
+        pa.field("object_id", pa.string(), nullable=False),  # stable per labelled object
+        pa.field("role", pa.string(), nullable=False),  # player | referee | ball | rim
+        pa.field("team", pa.string()),  # roster team name (players only)
+        pa.field("number", pa.string()),  # "0".."99", "00" (players only)
+        *_BOX,
+        pa.field("number_visible", pa.bool_()),
+        pa.field("nx1", pa.float32()),  # number box, where visible
+        pa.field("ny1", pa.float32()),
+        pa.field("nx2", pa.float32()),
+        pa.field("ny2", pa.float32()),
+        pa.field("mask_rle", pa.string()),  # optional (synthetic clips have it)
+    ]
+)
+
+SCHEMAS: dict[str, pa.Schema] = {
+    "labels": LABELS,
+    "observations/tracks": OBS_TRACKS,
+    "observations/reads": OBS_READS,
+    "observations/team_votes": OBS_TEAM_VOTES,
+    "observations/clip": OBS_CLIP,
+    "identities/tracks": ID_TRACKS,
+    "identities/frames": ID_FRAMES,
+    "teams/crops": TEAM_CROPS,
+    "status/clips": CLIP_STATUS,
+}
+
+
+def empty_table(name: str) -> pa.Table:
+    """An empty table with the schema registered under ``name``."""
+    return SCHEMAS[name].empty_table()
+
+
+def check_schema(name: str, table: pa.Table) -> pa.Table:
+    """Return ``table`` cast to the schema of ``name``; raise ValueError if it does not fit.
+
+    Column order and names must match exactly; types may be cast losslessly (for
+    example int64 -> int32 is accepted only where values fit).
+    """
+    schema = SCHEMAS[name]
+    if table.schema.names != schema.names:
+        raise ValueError(
+            f"table {name!r}: columns {table.schema.names} != expected {schema.names}"
+        )
+    try:
+        cast = table.cast(schema, safe=True)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as err:
+        raise ValueError(f"table {name!r} does not fit its schema: {err}") from err
+    for fld in schema:
+        if not fld.nullable and cast.column(fld.name).null_count:
+            raise ValueError(f"table {name!r}: column {fld.name!r} has nulls")
+    return cast
