@@ -18,7 +18,7 @@ _real_connect = socket.socket.connect
 _real_connect_ex = socket.socket.connect_ex
 
 
-class NetworkBlockedError(RuntimeError):
+class NetworkBlockedError(OSError):
     """Raised when a test tries to reach anything but loopback."""
 
 
