@@ -1,0 +1,162 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import supervision as sv
+from pycocotools import mask as coco_mask
+
+from hoopray.geometry import crop
+from hoopray.masks import clean_mask, mask_areas, masks_to_xyxy, rle_decode, rle_encode
+
+
+def _canvas(*rects: tuple[int, int, int, int], shape: tuple[int, int] = (100, 100)) -> np.ndarray:
+    """A bool mask with the given (row0, col0, row1, col1) rectangles set."""
+    mask = np.zeros(shape, dtype=bool)
+    for r0, c0, r1, c1 in rects:
+        mask[r0:r1, c0:c1] = True
+    return mask
+
+
+BODY = (20, 40, 80, 60)  # 60 x 20, diagonal ~63.2, centroid (49.5, 49.5)
+
+
+@pytest.mark.parametrize(
+    ("rects", "max_distance", "kept"),
+    [
+        ((), 0.5, ()),
+        ((BODY,), 0.5, (BODY,)),
+        ((BODY, (0, 0, 2, 2)), 0.5, (BODY,)),  # far speck (distance ~68 > 31.6)
+        ((BODY, (0, 0, 2, 2)), 1.5, (BODY, (0, 0, 2, 2))),
+        ((BODY, (45, 62, 50, 65)), 0.5, (BODY, (45, 62, 50, 65))),  # near arm piece
+        ((BODY, (95, 95, 100, 100)), 0.0, (BODY,)),
+        ((BODY, (95, 95, 100, 100)), float("inf"), (BODY, (95, 95, 100, 100))),
+        (((10, 10, 12, 12), (90, 90, 91, 91)), 0.5, ((10, 10, 12, 12),)),  # larger wins
+        (((90, 90, 92, 92), (10, 10, 12, 12)), 0.5, ((10, 10, 12, 12),)),  # tie: first row-major
+    ],
+)
+def test_clean_mask(
+    rects: tuple[tuple[int, int, int, int], ...],
+    max_distance: float,
+    kept: tuple[tuple[int, int, int, int], ...],
+) -> None:
+    source = _canvas(*rects)
+    result = clean_mask(source, max_distance)
+    assert result.dtype == bool
+    assert result.shape == source.shape
+    np.testing.assert_array_equal(result, _canvas(*kept))
+
+
+def test_clean_mask_threshold_is_relative_to_the_main_segment() -> None:
+    # The same offset speck is kept beside a big player and dropped beside a small one.
+    big = _canvas((0, 0, 200, 100), (210, 40, 212, 42), shape=(300, 300))
+    small = _canvas((0, 0, 20, 10), (110, 40, 112, 42), shape=(300, 300))
+    assert clean_mask(big, 0.5).sum() == big.sum()
+    assert clean_mask(small, 0.5).sum() == 200
+
+
+def test_clean_mask_uses_eight_connectivity() -> None:
+    diagonal = np.eye(6, dtype=bool)
+    np.testing.assert_array_equal(clean_mask(diagonal, 0.0), diagonal)
+
+
+def test_clean_mask_does_not_modify_input_and_reads_uint8() -> None:
+    source = _canvas(BODY, (0, 0, 2, 2))
+    before = source.copy()
+    result = clean_mask(source.astype(np.uint8))
+    np.testing.assert_array_equal(source, before)
+    np.testing.assert_array_equal(result, _canvas(BODY))
+
+
+@pytest.mark.parametrize(
+    ("mask", "max_distance"),
+    [(np.zeros((2, 3, 3), dtype=bool), 0.5), (np.zeros((3, 3), dtype=bool), -1.0)],
+)
+def test_clean_mask_errors(mask: np.ndarray, max_distance: float) -> None:
+    with pytest.raises(ValueError):
+        clean_mask(mask, max_distance)
+
+
+def _rle_cases() -> list[np.ndarray]:
+    rng = np.random.default_rng(3)
+    return [
+        np.zeros((0, 0), dtype=bool),
+        np.zeros((0, 5), dtype=bool),
+        np.zeros((4, 6), dtype=bool),
+        np.ones((4, 6), dtype=bool),
+        np.zeros((1, 1), dtype=bool),
+        np.ones((1, 1), dtype=bool),
+        rng.random((37, 53)) < 0.5,
+        _canvas(BODY, (0, 0, 2, 2), shape=(720, 1280)),
+        (rng.random((40, 60)) < 0.3)[::2, ::3],  # non-contiguous view
+        np.asfortranarray(rng.random((9, 11)) < 0.5),
+    ]
+
+
+@pytest.mark.parametrize("mask", _rle_cases())
+def test_rle_round_trip(mask: np.ndarray) -> None:
+    counts = rle_encode(mask)
+    assert isinstance(counts, str)
+    decoded = rle_decode(counts, *mask.shape)
+    assert decoded.dtype == bool
+    np.testing.assert_array_equal(decoded, mask)
+    area = coco_mask.area({"size": list(mask.shape), "counts": counts.encode()})
+    assert int(area) == int(mask.sum())
+
+
+def test_rle_encode_reads_uint8() -> None:
+    mask = _canvas(BODY)
+    assert rle_encode(mask.astype(np.uint8) * 255) == rle_encode(mask)
+
+
+@pytest.mark.parametrize(
+    ("counts", "height", "width"),
+    [
+        ("", 4, 4),  # empty string (pycocotools alone decodes garbage)
+        ("zzzz", 4, 4),  # invalid characters
+        ("<", 4, 5),  # describes 16 pixels, not 20
+        ("f", 4, 4),  # ends mid-number (continuation bit set)
+        ("0", -1, 0),
+    ],
+)
+def test_rle_decode_errors(counts: str, height: int, width: int) -> None:
+    with pytest.raises(ValueError):
+        rle_decode(counts, height, width)
+
+
+def test_rle_encode_error() -> None:
+    with pytest.raises(ValueError):
+        rle_encode(np.zeros((2, 2, 2), dtype=bool))
+
+
+@pytest.mark.parametrize(
+    ("rects", "expected"),
+    [
+        ((), [0, 0, 0, 0]),
+        (((2, 3, 5, 9),), [3, 2, 9, 5]),
+        (((0, 0, 1, 1), (7, 8, 10, 10)), [0, 0, 10, 10]),
+    ],
+)
+def test_masks_to_xyxy(rects: tuple[tuple[int, int, int, int], ...], expected: list[int]) -> None:
+    mask = _canvas(*rects, shape=(10, 10))
+    boxes = masks_to_xyxy(mask[None])
+    assert boxes.dtype == np.float32
+    assert boxes.tolist() == [expected]
+    if rects:
+        # the box crops exactly the mask's extent, one pixel wider than supervision's
+        assert crop(mask, boxes[0]).sum() == mask.sum()
+        np.testing.assert_array_equal(boxes[0, 2:] - 1, sv.mask_to_xyxy(mask[None])[0, 2:])
+
+
+def test_masks_to_xyxy_and_areas_on_stacks() -> None:
+    stack = np.stack([_canvas(BODY), _canvas(), _canvas((0, 0, 1, 3))])
+    assert masks_to_xyxy(stack).shape == (3, 4)
+    assert mask_areas(stack).tolist() == [1200, 0, 3]
+    assert mask_areas(stack).dtype == np.int64
+    assert masks_to_xyxy(np.zeros((0, 5, 5), dtype=bool)).shape == (0, 4)
+    assert mask_areas(np.zeros((0, 5, 5), dtype=bool)).shape == (0,)
+
+
+@pytest.mark.parametrize("func", [masks_to_xyxy, mask_areas])
+def test_stack_functions_reject_2d(func: object) -> None:
+    with pytest.raises(ValueError):
+        func(np.zeros((5, 5), dtype=bool))  # type: ignore[operator]
