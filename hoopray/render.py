@@ -1,0 +1,205 @@
+"""Annotated video of one clip: player masks in team colours and identity labels.
+
+- A confirmed player's mask is blended in its team's roster colour and labelled
+  ``#23 Robinson`` (``#23`` when the name or team is unknown) under the bottom centre of
+  its box.
+- An ambiguous player (its number also confirmed on an overlapping track) is drawn in the
+  neutral colour and labelled ``#23 ?``.
+- An unread player is drawn in the neutral colour, without a label.
+
+The clip is decoded frame by frame and each mask decoded only for the frame it belongs
+to, so memory does not grow with the clip's length. The output is H.264 (libx264,
+yuv420p) that browsers play, and appears atomically (see :class:`hoopray.video.H264Writer`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from hoopray.masks import rle_decode
+from hoopray.roster import Roster
+from hoopray.teams import TeamNaming
+from hoopray.types import Identities, IdentityStatus
+from hoopray.video import H264Writer, iter_frames, probe
+
+Colour = tuple[int, int, int]
+
+NEUTRAL: Colour = (160, 160, 160)
+
+
+@dataclass(frozen=True)
+class Style:
+    """How one track is drawn."""
+
+    colour: Colour
+    label: str | None
+
+
+def _team_colour(roster: Roster | None, team_name: str | None) -> Colour | None:
+    if roster is None or team_name is None:
+        return None
+    try:
+        return roster.colour_rgb(team_name)
+    except KeyError:
+        return None
+
+
+def track_styles(
+    identities: Identities,
+    roster: Roster | None,
+    naming: TeamNaming | None,
+    neutral: Colour = NEUTRAL,
+) -> dict[int, Style]:
+    """Colour and label of every track of ``identities.tracks``.
+
+    ``team_name`` comes from the identities; where it is null but the team cluster is
+    known, ``naming`` fills it in.
+    """
+    styles: dict[int, Style] = {}
+    cluster_to_team = dict(naming.cluster_to_team) if naming is not None else {}
+    for row in identities.tracks.to_pylist():
+        team = row["team_name"]
+        if team is None and row["team_cluster"] is not None:
+            team = cluster_to_team.get(row["team_cluster"])
+        number = row["number"]
+        if row["status"] == IdentityStatus.CONFIRMED and number is not None:
+            name = row["player_name"]
+            label = f"#{number} {name}" if name else f"#{number}"
+            colour = _team_colour(roster, team) or neutral
+        elif row["status"] == IdentityStatus.AMBIGUOUS and number is not None:
+            label, colour = f"#{number} ?", neutral
+        else:
+            label, colour = None, neutral
+        styles[int(row["track_id"])] = Style(colour=colour, label=label)
+    return styles
+
+
+def _frame_slices(frames: np.ndarray) -> tuple[np.ndarray, dict[int, tuple[int, int]]]:
+    """Row order sorted by frame, and each frame's ``(start, stop)`` in that order."""
+    order = np.argsort(frames, kind="stable")
+    if len(order) == 0:
+        return order, {}
+    values, starts = np.unique(frames[order], return_index=True)
+    stops = np.r_[starts[1:], len(order)]
+    return order, {int(v): (int(a), int(b)) for v, a, b in zip(values, starts, stops, strict=True)}
+
+
+def _mask(counts: str, height: int, width: int, shape: tuple[int, int]) -> np.ndarray:
+    mask = rle_decode(counts, height, width)
+    if mask.shape != shape:
+        import cv2
+
+        mask = cv2.resize(
+            mask.astype(np.uint8), (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST
+        ).astype(bool)
+    return mask
+
+
+def _blend(rgb: np.ndarray, mask: np.ndarray, colour: Colour, opacity: float) -> None:
+    """Blend ``colour`` into ``rgb`` under ``mask``, in place, within the mask's bounds."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    if rows.size == 0:
+        return
+    cols = np.flatnonzero(mask.any(axis=0))
+    window = rgb[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    inside = mask[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    pixels = window[inside].astype(np.float32)
+    pixels = pixels * (1.0 - opacity) + np.asarray(colour, np.float32) * opacity
+    window[inside] = np.clip(np.rint(pixels), 0, 255).astype(np.uint8)
+
+
+def _draw_label(rgb: np.ndarray, box: np.ndarray, text: str, colour: Colour, scale: float) -> None:
+    """A filled tag with ``text`` centred under the box, kept inside the frame."""
+    import cv2
+
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    thickness = max(1, round(scale * 2))
+    (tw, th), base = cv2.getTextSize(text, font, scale, thickness)
+    pad = max(2, round(4 * scale))
+    height, width = rgb.shape[:2]
+    w, h = tw + 2 * pad, th + base + 2 * pad
+    x1, _, x2, y2 = (float(v) for v in box)
+    x0 = round((x1 + x2) / 2 - w / 2)
+    y0 = round(y2) + 2
+    x0 = min(max(x0, 0), max(width - w, 0))
+    y0 = min(max(y0, 0), max(height - h, 0))
+    cv2.rectangle(rgb, (x0, y0), (x0 + w - 1, y0 + h - 1), colour, thickness=-1)
+    luminance = 0.299 * colour[0] + 0.587 * colour[1] + 0.114 * colour[2]
+    ink = (0, 0, 0) if luminance > 140 else (255, 255, 255)
+    cv2.putText(rgb, text, (x0 + pad, y0 + pad + th), font, scale, ink, thickness, cv2.LINE_AA)
+
+
+def render(
+    clip_path: str | Path,
+    tracks: pa.Table,
+    identities: Identities,
+    roster: Roster | None,
+    naming: TeamNaming | None,
+    out_path: str | Path,
+    *,
+    opacity: float = 0.5,
+    label_font_scale: float | None = None,
+    neutral: Colour = NEUTRAL,
+    crf: int = 23,
+) -> Path:
+    """Write ``clip_path`` with masks and labels drawn on it to ``out_path`` (H.264).
+
+    Args:
+        clip_path: the source clip.
+        tracks: the clip's ``observations/tracks`` (frame, track_id, box, mask RLE with its
+            height and width; a mask of another size is resized to the frame).
+        identities: the clip's resolved identities (only ``identities.tracks`` is used);
+            a track missing from it is drawn as unread.
+        roster: team colours; without it every mask is neutral.
+        naming: fills in team names that ``identities`` lacks.
+        out_path: destination ``.mp4`` (or ``.mov``/``.mkv``); its parent is created.
+        opacity: mask blend weight in [0, 1].
+        label_font_scale: OpenCV font scale; None scales with the frame height
+            (0.6 at 720 rows).
+        neutral: colour of unconfirmed players.
+        crf: x264 quality (lower is better and larger).
+
+    Returns:
+        ``out_path``. Every frame of the clip is written, annotated or not.
+
+    Raises:
+        ValueError: an opacity outside [0, 1].
+        hoopray.video.VideoError: the clip cannot be decoded or no frame was written.
+    """
+    if not 0.0 <= opacity <= 1.0:
+        raise ValueError(f"opacity must be in [0, 1], got {opacity}")
+    out = Path(out_path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    styles = track_styles(identities, roster, naming, neutral)
+    unread = Style(colour=neutral, label=None)
+
+    frames = tracks.column("frame").to_numpy()
+    order, slices = _frame_slices(frames)
+    track_ids = tracks.column("track_id").to_numpy()
+    boxes = np.stack([tracks.column(c).to_numpy() for c in ("x1", "y1", "x2", "y2")], axis=1)
+    heights = tracks.column("height").to_numpy()
+    widths = tracks.column("width").to_numpy()
+    rles = tracks.column("mask_rle")
+
+    info = probe(clip_path)
+    scale = label_font_scale or max(0.4, 0.6 * info.height / 720)
+    with H264Writer(out, info.width, info.height, info.fps or 30.0, crf=crf) as writer:
+        for index, frame in iter_frames(clip_path):
+            rgb = frame if frame.flags.writeable else frame.copy()
+            start, stop = slices.get(index, (0, 0))
+            rows = order[start:stop]
+            for i in rows:
+                style = styles.get(int(track_ids[i]), unread)
+                counts = rles[int(i)].as_py()
+                mask = _mask(counts, int(heights[i]), int(widths[i]), rgb.shape[:2])
+                _blend(rgb, mask, style.colour, opacity)
+            for i in rows:
+                style = styles.get(int(track_ids[i]), unread)
+                if style.label:
+                    _draw_label(rgb, boxes[i], style.label, style.colour, scale)
+            writer.write(rgb)
+    return out

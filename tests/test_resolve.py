@@ -1,0 +1,435 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+import yaml
+
+from hoopray import store, types
+from hoopray.resolve import ResolveConfig, resolve
+from hoopray.roster import Roster, parse_roster
+from hoopray.teams import TeamNaming
+from hoopray.types import Observations
+
+ROOT = Path(__file__).resolve().parents[1]
+ROSTER = parse_roster(
+    {
+        "teams": [
+            {"name": "Knicks", "colour": "#006bb6", "players": {"7": "Seven", "23": "Robinson"}},
+            {"name": "Celtics", "colour": "#007a33", "players": {"7": "Sept", "11": "Eleven"}},
+        ]
+    }
+)
+NAMING = TeamNaming(cluster_to_team={0: "Knicks", 1: "Celtics"}, confidence=1.0, evidence={})
+
+Read = tuple[int, str | None, float, list[tuple[int, float]]]  # frame, text, conf, candidates
+
+
+def _tracks(spans: dict[int, tuple[int, int]], every: int = 1) -> pa.Table:
+    rows = [(f, t) for t, (a, b) in spans.items() for f in range(a, b + 1, every)]
+    rows.sort()
+    n = len(rows)
+    return pa.table(
+        {
+            "frame": pa.array([f for f, _ in rows], pa.int32()),
+            "track_id": pa.array([t for _, t in rows], pa.int32()),
+            "x1": pa.array([float(t) for _, t in rows], pa.float32()),
+            "y1": pa.array([0.0] * n, pa.float32()),
+            "x2": pa.array([float(t) + 5 for _, t in rows], pa.float32()),
+            "y2": pa.array([9.0] * n, pa.float32()),
+            "mask_area": pa.array([1] * n, pa.int64()),
+            "mask_rle": pa.array(["0"] * n, pa.string()),
+            "height": pa.array([10] * n, pa.int32()),
+            "width": pa.array([10] * n, pa.int32()),
+            "class_name": pa.array(["player"] * n, pa.string()),
+            "det_confidence": pa.array([1.0] * n, pa.float32()),
+            "source": pa.array(["propagated"] * n, pa.string()),
+        },
+        schema=types.OBS_TRACKS,
+    )
+
+
+def _reads(reads: list[Read]) -> pa.Table:
+    n = len(reads)
+    return pa.table(
+        {
+            "frame": pa.array([r[0] for r in reads], pa.int32()),
+            "read_id": pa.array(range(n), pa.int32()),
+            "x1": pa.array([1.0] * n, pa.float32()),
+            "y1": pa.array([1.0] * n, pa.float32()),
+            "x2": pa.array([2.0] * n, pa.float32()),
+            "y2": pa.array([2.0] * n, pa.float32()),
+            "text": pa.array([r[1] for r in reads], pa.string()),
+            "raw": pa.array([r[1] or "" for r in reads], pa.string()),
+            "confidence": pa.array([r[2] for r in reads], pa.float32()),
+            "candidates": pa.array(
+                [[{"track_id": t, "ios": s} for t, s in r[3]] for r in reads],
+                pa.list_(types.CANDIDATE),
+            ),
+        },
+        schema=types.OBS_READS,
+    )
+
+
+def _votes(cluster_by_track: dict[int, int], confidence: float = 1.0, k: int = 3) -> pa.Table:
+    rows = [(f, t, c) for t, c in cluster_by_track.items() for f in range(k)]
+    return pa.table(
+        {
+            "frame": pa.array([r[0] for r in rows], pa.int32()),
+            "track_id": pa.array([r[1] for r in rows], pa.int32()),
+            "cluster": pa.array([r[2] for r in rows], pa.int8()),
+            "confidence": pa.array([confidence] * len(rows), pa.float32()),
+        },
+        schema=types.OBS_TEAM_VOTES,
+    )
+
+
+def _clip(read_stride: int = 1) -> pa.Table:
+    return pa.table(
+        {
+            "path": ["c.mp4"],
+            "fingerprint": ["x"],
+            "frames": pa.array([100], pa.int32()),
+            "fps": pa.array([30.0], pa.float32()),
+            "width": pa.array([10], pa.int32()),
+            "height": pa.array([10], pa.int32()),
+            "read_stride": pa.array([read_stride], pa.int32()),
+            "reader_calls": pa.array([0], pa.int32()),
+            "crops_read": pa.array([0], pa.int32()),
+            "seconds": pa.array([0.0], pa.float32()),
+        },
+        schema=types.OBS_CLIP,
+    )
+
+
+def _obs(
+    spans: dict[int, tuple[int, int]],
+    reads: list[Read],
+    teams: dict[int, int] | None = None,
+    read_stride: int = 1,
+) -> Observations:
+    return Observations(
+        tracks=_tracks(spans),
+        reads=_reads(reads),
+        team_votes=_votes(teams or {}),
+        clip=_clip(read_stride),
+    )
+
+
+def _series(track: int, texts: list[str | None], start: int = 0, step: int = 1) -> list[Read]:
+    return [(start + i * step, t, 0.9, [(track, 1.0)]) for i, t in enumerate(texts)]
+
+
+def _by_track(identities: types.Identities) -> dict[int, dict]:
+    types.check_schema("identities/tracks", identities.tracks)
+    types.check_schema("identities/frames", identities.frames)
+    return {row["track_id"]: row for row in identities.tracks.to_pylist()}
+
+
+def test_empty_observations() -> None:
+    obs = Observations(
+        tracks=types.empty_table("observations/tracks"),
+        reads=types.empty_table("observations/reads"),
+        team_votes=types.empty_table("observations/team_votes"),
+        clip=types.empty_table("observations/clip"),
+    )
+    got = resolve(obs, ROSTER, NAMING, ResolveConfig())
+    assert got.tracks.num_rows == 0 and got.frames.num_rows == 0
+    assert got.tracks.schema == types.ID_TRACKS
+    assert got.frames.schema == types.ID_FRAMES
+
+
+def test_tracks_without_reads_are_unread() -> None:
+    got = _by_track(resolve(_obs({1: (0, 9), 2: (3, 4)}, []), ROSTER, NAMING))
+    assert {t: r["status"] for t, r in got.items()} == {1: "unread", 2: "unread"}
+    assert got[2]["first_frame"] == 3 and got[2]["last_frame"] == 4
+    assert got[1]["reads_seen"] == 0 and got[1]["number"] is None
+
+
+def test_one_frame_clip() -> None:
+    obs = _obs({1: (0, 0)}, [(0, "23", 0.9, [(1, 1.0)])], {1: 0})
+    got = _by_track(resolve(obs, ROSTER, NAMING, ResolveConfig(reads_to_confirm=1)))
+    assert got[1]["status"] == "confirmed"
+    assert (got[1]["number"], got[1]["player_name"], got[1]["team_name"]) == (
+        "23",
+        "Robinson",
+        "Knicks",
+    )
+    assert got[1]["confirmed_at_frame"] == 0
+
+
+@pytest.mark.parametrize(
+    ("candidates", "threshold", "expected"),
+    [
+        ([(1, 0.95)], 0.9, "7"),
+        ([(1, 0.9)], 0.9, "7"),  # equal counts, in float32 as stored
+        ([(1, 0.89)], 0.9, None),  # below the threshold: ignored
+        ([(1, 0.89)], 0.8, "7"),
+        ([], 0.9, None),  # no candidate at all
+        ([(1, 0.95), (2, 0.95)], 0.9, None),  # tied between two tracks
+        ([(1, 0.95), (2, 0.91)], 0.9, "7"),  # the best one wins
+        ([(2, 0.99), (1, 0.95)], 0.9, None),  # track 2 gets it, track 1 nothing
+        ([(99, 1.0)], 0.9, None),  # a track not in observations/tracks
+    ],
+)
+def test_pairing(
+    candidates: list[tuple[int, float]], threshold: float, expected: str | None
+) -> None:
+    reads = [(f, "7", 0.9, candidates) for f in range(3)]
+    got = _by_track(
+        resolve(_obs({1: (0, 5), 2: (0, 5)}, reads), None, None, ResolveConfig(threshold))
+    )
+    assert got[1]["number"] == expected
+
+
+@pytest.mark.parametrize(
+    ("texts", "policy", "number", "seen", "agreeing", "confirmed_at"),
+    [
+        (["7", "7", "2", "7", "7", "7"], "streak", "7", 6, 5, 5),
+        (["7", None, "7", None, "7"], "streak", "7", 3, 3, 4),  # None breaks nothing
+        (["7", "2", "7", "7"], "streak", None, 4, 2, None),
+        (["7", "2", "7", "7"], "majority", "7", 4, 3, 3),
+        (["2", "7", "2", "7"], "majority", None, 4, None, None),  # tie: no leader
+        ([None, None], "streak", None, 0, 0, None),
+        (["7", "7", "7", "2", "2", "2"], "streak", "7", 6, 3, 2),  # confirmed sticks
+    ],
+)
+def test_voting(
+    texts: list[str | None],
+    policy: str,
+    number: str | None,
+    seen: int,
+    agreeing: int | None,
+    confirmed_at: int | None,
+) -> None:
+    obs = _obs({1: (0, 10)}, _series(1, texts))
+    got = _by_track(resolve(obs, None, None, ResolveConfig(policy=policy)))[1]
+    assert got["number"] == number
+    assert got["status"] == ("confirmed" if number else "unread")
+    assert got["reads_seen"] == seen
+    if agreeing is not None:
+        assert got["reads_agreeing"] == agreeing
+    assert got["confirmed_at_frame"] == confirmed_at
+
+
+def test_reads_in_frame_order_not_row_order() -> None:
+    reads = _series(1, ["7", "7", "2", "7"])[::-1]  # frames 3, 2, 1, 0 in row order
+    got = _by_track(resolve(_obs({1: (0, 5)}, reads), None, None))[1]
+    assert got["number"] is None  # 7, 7, 2, 7 in frame order never makes a streak of 3
+
+
+def test_two_reads_of_one_track_in_one_frame_both_count() -> None:
+    reads = [(0, "7", 0.9, [(1, 1.0)]), (0, "7", 0.9, [(1, 1.0)]), (1, "7", 0.9, [(1, 1.0)])]
+    got = _by_track(resolve(_obs({1: (0, 5)}, reads), None, None))[1]
+    assert (got["number"], got["reads_seen"], got["confirmed_at_frame"]) == ("7", 3, 1)
+
+
+@pytest.mark.parametrize(
+    ("min_conf", "number", "seen"),
+    [(0.0, "7", 3), (0.5, "7", 3), (0.95, None, 0)],
+)
+def test_min_read_confidence(min_conf: float, number: str | None, seen: int) -> None:
+    obs = _obs({1: (0, 5)}, _series(1, ["7", "7", "7"]))
+    got = _by_track(resolve(obs, None, None, ResolveConfig(min_read_confidence=min_conf)))[1]
+    assert (got["number"], got["reads_seen"]) == (number, seen)
+
+
+@pytest.mark.parametrize(
+    ("multiple", "number", "seen"),
+    [(1, "7", 6), (2, "7", 3), (3, None, 2)],
+)
+def test_read_stride_multiple(multiple: int, number: str | None, seen: int) -> None:
+    reads = _series(1, ["7", "2", "7", "2", "7", "2"], step=5)  # frames 0, 5, ..., 25
+    obs = _obs({1: (0, 30)}, reads, read_stride=5)
+    cfg = ResolveConfig(read_stride_multiple=multiple, policy="majority", majority_min_share=0.5)
+    got = _by_track(resolve(obs, None, None, cfg))[1]
+    assert (got["number"], got["reads_seen"]) == (number, seen)
+
+
+@pytest.mark.parametrize(
+    ("spans", "reads_a", "reads_b", "status_a", "status_b"),
+    [
+        # overlapping; A has more agreeing reads -> B ambiguous
+        ({1: (0, 50), 2: (20, 80)}, 4, 3, "confirmed", "ambiguous"),
+        # overlapping; B has more agreeing reads -> A ambiguous
+        ({1: (0, 50), 2: (20, 80)}, 3, 5, "ambiguous", "confirmed"),
+        # overlapping by one frame; equal reads -> the later confirmation loses
+        ({1: (0, 50), 2: (50, 80)}, 3, 3, "confirmed", "ambiguous"),
+        # one after the other: a player re-tracked -> both confirmed
+        ({1: (0, 49), 2: (50, 80)}, 3, 5, "confirmed", "confirmed"),
+    ],
+)
+def test_same_identity_conflicts(
+    spans: dict[int, tuple[int, int]], reads_a: int, reads_b: int, status_a: str, status_b: str
+) -> None:
+    a0, b0 = spans[1][0], spans[2][0]
+    reads = _series(1, ["23"] * reads_a, start=a0) + _series(2, ["23"] * reads_b, start=b0)
+    got = _by_track(resolve(_obs(spans, reads, {1: 0, 2: 0}), ROSTER, NAMING))
+    assert (got[1]["status"], got[2]["status"]) == (status_a, status_b)
+    for row in got.values():
+        assert row["number"] == "23"
+        assert row["player_name"] == ("Robinson" if row["status"] == "confirmed" else None)
+    names = [r["player_name"] for r in got.values() if r["player_name"]]
+    assert names  # one of them always keeps the name
+
+
+def test_same_number_other_team_is_no_conflict() -> None:
+    reads = _series(1, ["7"] * 3) + _series(2, ["7"] * 3)
+    got = _by_track(resolve(_obs({1: (0, 9), 2: (0, 9)}, reads, {1: 0, 2: 1}), ROSTER, NAMING))
+    assert [(r["status"], r["player_name"]) for r in got.values()] == [
+        ("confirmed", "Seven"),
+        ("confirmed", "Sept"),
+    ]
+
+
+def test_three_way_conflict_keeps_non_overlapping() -> None:
+    spans = {1: (0, 100), 2: (50, 150), 3: (120, 200)}
+    reads = (
+        _series(1, ["23"] * 5)
+        + _series(2, ["23"] * 4, start=50)
+        + _series(3, ["23"] * 3, start=120)
+    )
+    got = _by_track(resolve(_obs(spans, reads, {1: 0, 2: 0, 3: 0}), ROSTER, NAMING))
+    assert [got[t]["status"] for t in (1, 2, 3)] == ["confirmed", "ambiguous", "confirmed"]
+
+
+def test_number_not_on_roster_keeps_number() -> None:
+    got = _by_track(resolve(_obs({1: (0, 5)}, _series(1, ["99"] * 3), {1: 0}), ROSTER, NAMING))
+    assert (got[1]["status"], got[1]["number"], got[1]["player_name"]) == ("confirmed", "99", None)
+
+
+@pytest.mark.parametrize(
+    ("roster", "naming", "team_name", "player"),
+    [
+        (ROSTER, NAMING, "Knicks", "Robinson"),
+        (ROSTER, None, None, None),
+        (None, NAMING, "Knicks", None),
+        (None, None, None, None),
+        (ROSTER, TeamNaming({0: "Lakers", 1: "Celtics"}, 1.0, {}), "Lakers", None),
+    ],
+)
+def test_naming_and_roster(
+    roster: Roster | None, naming: TeamNaming | None, team_name: str | None, player: str | None
+) -> None:
+    obs = _obs({1: (0, 5)}, _series(1, ["23"] * 3), {1: 0})
+    row = _by_track(resolve(obs, roster, naming))[1]
+    assert (row["team_cluster"], row["team_name"], row["player_name"]) == (0, team_name, player)
+    assert row["number"] == "23" and row["status"] == "confirmed"
+
+
+def test_no_team_votes_leave_team_unknown() -> None:
+    row = _by_track(resolve(_obs({1: (0, 5)}, _series(1, ["23"] * 3)), ROSTER, NAMING))[1]
+    assert (row["team_cluster"], row["team_name"], row["player_name"]) == (None, None, None)
+    assert row["status"] == "confirmed"
+
+
+def test_min_team_confidence() -> None:
+    obs = _obs({1: (0, 5)}, _series(1, ["23"] * 3))
+    obs.team_votes = _votes({1: 1}, confidence=0.4)
+    row = _by_track(resolve(obs, ROSTER, NAMING))[1]
+    assert row["team_cluster"] == 1 and row["team_name"] == "Celtics"
+    strict = ResolveConfig(min_team_confidence=min(1.0, row["team_confidence"] + 0.01))
+    row = _by_track(resolve(obs, ROSTER, NAMING, strict))[1]
+    assert row["team_cluster"] is None and row["team_name"] is None
+    assert row["team_confidence"] is not None
+
+
+def test_frames_carry_track_identity() -> None:
+    spans = {1: (0, 4), 2: (2, 6)}
+    obs = _obs(spans, _series(1, ["23"] * 3), {1: 0, 2: 1})
+    got = resolve(obs, ROSTER, NAMING)
+    frames = got.frames.to_pylist()
+    assert len(frames) == obs.tracks.num_rows
+    assert [(r["frame"], r["track_id"]) for r in frames] == list(
+        zip(obs.tracks["frame"].to_pylist(), obs.tracks["track_id"].to_pylist(), strict=True)
+    )
+    for r in frames:
+        if r["track_id"] == 1:
+            assert (r["number"], r["player_name"], r["status"]) == ("23", "Robinson", "confirmed")
+        else:
+            assert (r["team_name"], r["number"], r["status"]) == ("Celtics", None, "unread")
+    assert frames[0]["x1"] == 1.0  # boxes come from observations
+
+
+def test_extra_partition_columns_are_ignored(tmp_path: Path) -> None:
+    obs = _obs({1: (0, 5)}, _series(1, ["23"] * 3), {1: 0})
+    store.write_table(tmp_path, "observations/tracks", "g", "c", obs.tracks)
+    obs.tracks = store.read_table(tmp_path, "observations/tracks")
+    assert _by_track(resolve(obs, ROSTER, NAMING))[1]["player_name"] == "Robinson"
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"ios_threshold": 1.5},
+        {"ios_threshold": -0.1},
+        {"policy": "vote"},
+        {"reads_to_confirm": 0},
+        {"reads_to_confirm": 2.5},
+        {"read_stride_multiple": 0},
+        {"min_read_confidence": 2.0},
+        {"min_team_confidence": -1.0},
+        {"majority_min_share": 1.5},
+    ],
+)
+def test_config_rejects_bad_values(kwargs: dict) -> None:
+    with pytest.raises(ValueError):
+        ResolveConfig(**kwargs)
+
+
+def test_config_file_matches_defaults() -> None:
+    data = yaml.safe_load((ROOT / "conf/resolve/default.yaml").read_text())
+    assert ResolveConfig.from_mapping(data) == ResolveConfig()
+    with pytest.raises(ValueError, match="unknown"):
+        ResolveConfig.from_mapping({**data, "ios_treshold": 0.5})
+
+
+_SWEEP = """
+import json, sys
+before = set(sys.modules)
+from hoopray import store
+from hoopray.resolve import ResolveConfig, resolve
+from hoopray.types import Observations
+
+out, = sys.argv[1:]
+obs = Observations(*(store.read_table(out, "observations/" + n, "g", "c").drop_columns(
+    ["game_id", "clip_id"]) for n in ("tracks", "reads", "team_votes", "clip")))
+result = {}
+for ios in (0.8, 0.9):
+    for n in (3, 4):
+        ids = resolve(obs, None, None, ResolveConfig(ios_threshold=ios, reads_to_confirm=n))
+        result[f"{ios}/{n}"] = ids.tracks.column("number").to_pylist()
+heavy = ("torch", "transformers", "ray", "rfdetr", "sam2", "umap", "hoopray.models.replay")
+result["imported"] = sorted(m for m in set(sys.modules) - before if m.split(".")[0] in heavy
+                            or m.startswith("hoopray.models"))
+print(json.dumps(result))
+"""
+
+
+def test_threshold_sweep_re_resolves_stored_observations_without_models(tmp_path: Path) -> None:
+    reads = [(f, "7", 0.9, [(1, 0.85)]) for f in range(3)] + [
+        (f, "11", 0.9, [(2, 0.95)]) for f in range(4)
+    ]
+    obs = _obs({1: (0, 5), 2: (0, 5)}, reads)
+    for name in ("tracks", "reads", "team_votes", "clip"):
+        store.write_table(tmp_path, f"observations/{name}", "g", "c", getattr(obs, name))
+    done = subprocess.run(
+        [sys.executable, "-c", _SWEEP, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+        timeout=120,
+    )
+    result = json.loads(done.stdout)
+    assert result.pop("imported") == []
+    assert result == {
+        "0.8/3": ["7", "11"],
+        "0.8/4": [None, "11"],
+        "0.9/3": [None, "11"],
+        "0.9/4": [None, "11"],
+    }
