@@ -1,0 +1,417 @@
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from hoopray.video import (
+    H264Writer,
+    VideoError,
+    discover_games,
+    fingerprint,
+    iter_frames,
+    probe,
+    sanitise_id,
+)
+
+
+def _frames(count: int, width: int, height: int) -> list[np.ndarray]:
+    """Frames with a distinct flat grey level each and a white marker top-left."""
+    out = []
+    for i in range(count):
+        frame = np.full((height, width, 3), 20 + 15 * i, dtype=np.uint8)
+        frame[: height // 4, : width // 4] = 255
+        out.append(frame)
+    return out
+
+
+def _write(path: Path, frames: list[np.ndarray], width: int, height: int) -> Path:
+    with H264Writer(path, width, height, 30) as writer:
+        for frame in frames:
+            writer.write(frame)
+    return path
+
+
+def _write_pyav(
+    path: Path,
+    frames: list[np.ndarray],
+    codec: str,
+    pix_fmt: str,
+    rotation: int = 0,
+) -> Path:
+    height, width = frames[0].shape[:2]
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=30)
+        stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
+        for frame in frames:
+            video_frame = av.VideoFrame.from_ndarray(frame, format="rgb24").reformat(format=pix_fmt)
+            for packet in stream.encode(video_frame):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    if rotation:
+        _set_display_rotation(path, rotation)
+    return path
+
+
+def _set_display_rotation(path: Path, degrees: int) -> None:
+    """Write a display matrix rotating by ``degrees`` counter-clockwise into the mp4's
+    track header (what phones do); PyAV 14 has no API for it."""
+    data = bytearray(path.read_bytes())
+    at = data.index(b"tkhd")
+    assert data[at + 4] == 0, "version-0 tkhd expected"
+    matrix_at = at + 4 + 40
+    one, minus_one = 0x00010000, 0xFFFF0000
+    cos, sin = {90: (0, 1), 180: (-1, 0), 270: (0, -1)}[degrees]
+    fixed = {1: one, 0: 0, -1: minus_one}
+    # FFmpeg reads the matrix [a b; c d] and reports rotation = -atan2(b, a) clockwise.
+    values = [fixed[cos], fixed[-sin], 0, fixed[sin], fixed[cos], 0, 0, 0, 0x40000000]
+    data[matrix_at : matrix_at + 36] = b"".join(v.to_bytes(4, "big") for v in values)
+    path.write_bytes(bytes(data))
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("video") / "clip.mp4"
+    return _write(path, _frames(12, 64, 48), 64, 48)
+
+
+def test_round_trip_probe_and_frames(clip: Path) -> None:
+    info = probe(clip)
+    assert (info.width, info.height, info.frames, info.rotation) == (64, 48, 12, 0)
+    assert info.fps == pytest.approx(30.0)
+    assert info.duration == pytest.approx(12 / 30, abs=0.05)
+    decoded = list(iter_frames(clip))
+    assert [i for i, _ in decoded] == list(range(12))
+    for (_, frame), expected in zip(decoded, _frames(12, 64, 48), strict=True):
+        assert frame.shape == (48, 64, 3) and frame.dtype == np.uint8
+        assert np.abs(frame.astype(int) - expected).mean() < 4
+
+
+@pytest.mark.parametrize(
+    ("stride", "start", "stop", "expected"),
+    [
+        (1, 0, None, list(range(12))),
+        (3, 0, None, [0, 3, 6, 9]),
+        (2, 5, None, [5, 7, 9, 11]),
+        (1, 4, 7, [4, 5, 6]),
+        (4, 1, 100, [1, 5, 9]),
+        (1, 12, None, []),
+        (1, 5, 5, []),
+    ],
+)
+def test_iter_frames_range(
+    clip: Path, stride: int, start: int, stop: int | None, expected: list[int]
+) -> None:
+    assert [i for i, _ in iter_frames(clip, stride=stride, start=start, stop=stop)] == expected
+
+
+@pytest.mark.parametrize(("stride", "start", "stop"), [(0, 0, None), (1, -1, None), (1, 5, 4)])
+def test_iter_frames_bad_range(clip: Path, stride: int, start: int, stop: int | None) -> None:
+    with pytest.raises(ValueError, match="bad frame range"):
+        list(iter_frames(clip, stride=stride, start=start, stop=stop))
+
+
+def test_odd_size_is_padded_to_even(tmp_path: Path) -> None:
+    frames = [np.zeros((719, 1279, 3), np.uint8) for _ in range(2)]
+    for frame in frames:
+        frame[:, -1] = 250  # last column, repeated into the padding
+    path = _write(tmp_path / "odd.mp4", frames, 1279, 719)
+    info = probe(path)
+    assert (info.width, info.height) == (1280, 720)
+    _, decoded = next(iter_frames(path))
+    assert decoded.shape == (720, 1280, 3)
+    assert decoded[:, -1].mean() > 200 and decoded[:, :1200].mean() < 10
+
+
+@pytest.mark.parametrize(
+    ("codec", "pix_fmt", "name"),
+    [("libx264", "yuv444p", "yuv444.mp4"), ("ffv1", "gray", "grey.mkv")],
+)
+def test_other_pixel_formats_come_out_rgb(
+    tmp_path: Path, codec: str, pix_fmt: str, name: str
+) -> None:
+    frames = _frames(3, 32, 24)
+    path = _write_pyav(tmp_path / name, frames, codec, pix_fmt)
+    decoded = list(iter_frames(path))
+    assert len(decoded) == 3
+    for (_, frame), expected in zip(decoded, frames, strict=True):
+        assert frame.shape == (24, 32, 3) and frame.dtype == np.uint8
+        assert np.abs(frame.astype(int) - expected).mean() < 4
+
+
+@pytest.mark.parametrize(("rotation", "shape"), [(0, (24, 32, 3)), (90, (32, 24, 3))])
+def test_rotation_metadata_is_applied(tmp_path: Path, rotation: int, shape: tuple) -> None:
+    frame = np.zeros((24, 32, 3), np.uint8)
+    frame[:6, :8] = 255  # top-left marker
+    path = _write_pyav(tmp_path / "rot.mp4", [frame] * 2, "libx264", "yuv420p", rotation)
+    info = probe(path)
+    assert info.rotation == rotation
+    assert (info.height, info.width, 3) == shape
+    _, decoded = next(iter_frames(path))
+    assert decoded.shape == shape
+    expected = np.ascontiguousarray(np.rot90(frame, k=rotation // 90))
+    assert np.abs(decoded.astype(int) - expected).mean() < 8
+
+
+def _audio_only(path: Path) -> None:
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("pcm_s16le", rate=8000)
+        frame = av.AudioFrame.from_ndarray(
+            np.zeros((1, 800), np.int16), format="s16", layout="mono"
+        )
+        frame.sample_rate = 8000
+        for packet in stream.encode(frame):
+            container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+
+
+@pytest.mark.parametrize(
+    ("make", "reason"),
+    [
+        (lambda p: None, "file not found"),
+        (lambda p: p.write_bytes(b""), "empty file"),
+        (lambda p: p.write_text("this is not a video\n" * 20), "not a readable video"),
+        (lambda p: p.mkdir(), "not a regular file"),
+        (_audio_only, "no video stream"),
+    ],
+    ids=["missing", "zero-bytes", "text", "directory", "audio-only"],
+)
+def test_unusable_files_raise_video_error(tmp_path: Path, make, reason: str) -> None:
+    path = tmp_path / "bad.mkv"
+    make(path)
+    with pytest.raises(VideoError, match=reason):
+        probe(path)
+    with pytest.raises(VideoError, match=reason):
+        next(iter_frames(path))
+
+
+def test_truncated_stream_yields_what_it_can(tmp_path: Path) -> None:
+    frames = [np.random.default_rng(i).integers(0, 255, (48, 64, 3), np.uint8) for i in range(30)]
+    path = tmp_path / "cut.mkv"
+    _write(path, frames, 64, 48)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    got = [i for i, _ in iter_frames(path)]
+    assert 0 < len(got) < 30
+    assert got == list(range(len(got)))
+
+
+def test_corrupt_header_with_no_frames_raises(tmp_path: Path, clip: Path) -> None:
+    path = tmp_path / "head.mp4"
+    path.write_bytes(clip.read_bytes()[:200])
+    with pytest.raises(VideoError):
+        list(iter_frames(path))
+
+
+def _no_leftovers(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir())
+
+
+def test_writer_removes_temp_file_when_body_raises(tmp_path: Path) -> None:
+    target = tmp_path / "out.mp4"
+    with pytest.raises(RuntimeError, match="boom"), H264Writer(target, 64, 48, 30) as writer:
+        writer.write(np.zeros((48, 64, 3), np.uint8))
+        raise RuntimeError("boom")
+    assert _no_leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    ("frame", "error"),
+    [
+        (np.zeros((48, 63, 3), np.uint8), ValueError),
+        (np.zeros((48, 64, 3), np.float32), ValueError),
+        (np.zeros((48, 64), np.uint8), ValueError),
+    ],
+)
+def test_writer_rejects_bad_frames_and_leaves_nothing(
+    tmp_path: Path, frame: np.ndarray, error: type
+) -> None:
+    with pytest.raises(error), H264Writer(tmp_path / "out.mp4", 64, 48, 30) as writer:
+        writer.write(frame)
+    assert _no_leftovers(tmp_path) == []
+
+
+def test_writer_without_frames_writes_nothing(tmp_path: Path) -> None:
+    with pytest.raises(VideoError, match="no frames"), H264Writer(tmp_path / "o.mp4", 64, 48, 30):
+        pass
+    assert _no_leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [((0, 48, 30), "bad frame size"), ((64, 48, 0), "bad fps"), ((64, 48, 30), "must end")],
+)
+def test_writer_bad_arguments(tmp_path: Path, args: tuple, message: str) -> None:
+    name = "o.avi" if message == "must end" else "o.mp4"
+    with pytest.raises(ValueError, match=message):
+        H264Writer(tmp_path / name, *args)
+
+
+def test_writer_output_is_faststart_h264(clip: Path) -> None:
+    data = clip.read_bytes()
+    assert data.find(b"moov") < data.find(b"mdat")
+    with av.open(str(clip)) as container:
+        stream = container.streams.video[0]
+        assert stream.codec_context.name == "h264"
+        assert stream.codec_context.pix_fmt == "yuv420p"
+
+
+@pytest.mark.parametrize(
+    ("size", "change_at", "changes"),
+    [
+        (0, None, False),
+        (1000, None, False),
+        (1000, 0, True),
+        (1000, 999, True),
+        (9 << 20, (9 << 20) - 10, True),  # in the last 4 MiB
+        (9 << 20, 10, True),  # in the first 4 MiB
+        (9 << 20, 4 << 20 | 512 << 10, False),  # the unread middle, documented
+    ],
+)
+def test_fingerprint(tmp_path: Path, size: int, change_at: int | None, changes: bool) -> None:
+    data = bytearray(np.random.default_rng(size).integers(0, 256, size, np.uint8).tobytes())
+    original = tmp_path / "a.mp4"
+    original.write_bytes(data)
+    copy = tmp_path / "copy.mp4"
+    shutil.copyfile(original, copy)
+    assert fingerprint(copy) == fingerprint(original)
+    if change_at is not None:
+        data[change_at] ^= 0xFF
+        copy.write_bytes(data)
+        assert (fingerprint(copy) != fingerprint(original)) == changes
+
+
+def test_fingerprint_of_appended_file_differs(tmp_path: Path) -> None:
+    path = tmp_path / "a.mp4"
+    path.write_bytes(b"x" * 100)
+    before = fingerprint(path)
+    path.write_bytes(b"x" * 101)
+    assert fingerprint(path) != before
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("", "_"),
+        ("clip-01_a.b", "clip-01_a.b"),
+        ("my clip", "my_clip"),
+        ("a..b", "a_b"),
+        ("..", "_"),
+        (".x", "_x"),
+        ("Ünï cödé", "_n__c_d_"),
+        ("a/b\\c", "a_b_c"),
+    ],
+)
+def test_sanitise_id(name: str, expected: str) -> None:
+    assert sanitise_id(name) == expected
+
+
+def _touch(path: Path, data: bytes = b"not decoded by discovery") -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+
+
+@pytest.mark.parametrize(
+    ("files", "clip_ids", "problems"),
+    [
+        ([], [], {"g": "no usable clips"}),
+        (["notes.txt", ".hidden.mp4", "sub/x.mp4"], [], {"g": "no usable clips"}),
+        (["b.mp4", "a.MOV", "c.mkv", "roster.txt"], ["a", "b", "c"], {}),
+        (
+            ["my clip.mp4", "my_clip.mp4", "other.mp4"],
+            ["my_clip", "other"],
+            {"my_clip.mp4": "collides with 'my clip.mp4'"},
+        ),
+        (["x.mp4", "x.mov"], ["x"], {"x.mp4": "collides with 'x.mov'"}),
+        (["Ünï.mkv", "é.mp4"], ["_n_", "_"], {}),
+        (["a..b.mp4"], ["a_b"], {}),
+        (["empty.mp4:0", "ok.mp4"], ["ok"], {"empty.mp4": "empty file"}),
+    ],
+    ids=[
+        "empty",
+        "nothing-usable",
+        "suffixes",
+        "collision",
+        "same-stem",
+        "unicode",
+        "dots",
+        "zero",
+    ],
+)
+def test_discover_game_table(
+    tmp_path: Path, files: list[str], clip_ids: list[str], problems: dict[str, str]
+) -> None:
+    root = tmp_path / "root"
+    (root / "g").mkdir(parents=True)
+    for spec in files:
+        name, _, size = spec.partition(":")
+        _touch(root / "g" / name, b"" if size == "0" else b"clip bytes")
+    (game,) = discover_games(root)
+    assert game.game_id == "g"
+    assert [c.clip_id for c in game.clips] == clip_ids
+    assert all(c.game_id == "g" and c.fingerprint == fingerprint(c.path) for c in game.clips)
+    assert [name for name, _ in game.problems] == list(problems)
+    for (_, reason), expected in zip(game.problems, problems.values(), strict=True):
+        assert expected in reason
+
+
+def test_discover_symlinks(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    outside = tmp_path / "outside.mp4"
+    _touch(outside)
+    _touch(root / "g" / "real.mp4")
+    _touch(root / "shared" / "pool.mp4")
+    (root / "g" / "escape.mp4").symlink_to(outside)
+    (root / "g" / "inside.mp4").symlink_to(root / "shared" / "pool.mp4")
+    (root / "g" / "broken.mp4").symlink_to(root / "nowhere.mp4")
+    (root / "linked").symlink_to(tmp_path, target_is_directory=True)
+    games = {g.game_id: g for g in discover_games(root)}
+    g = games["g"]
+    assert [c.clip_id for c in g.clips] == ["inside", "real"]
+    assert dict(g.problems) == {
+        "broken.mp4": "broken symlink",
+        "escape.mp4": "symlink points outside the games root",
+    }
+    assert games["linked"].clips == []
+    assert games["linked"].problems == [("linked", "symlink points outside the games root")]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")
+def test_discover_unreadable_file(tmp_path: Path) -> None:
+    _touch(tmp_path / "g" / "locked.mp4")
+    (tmp_path / "g" / "locked.mp4").chmod(0)
+    (game,) = discover_games(tmp_path)
+    assert game.problems[0] == ("locked.mp4", "cannot read file (permission denied)")
+
+
+def test_discover_root_layout(tmp_path: Path) -> None:
+    _touch(tmp_path / "game 2" / "c.mp4")
+    _touch(tmp_path / "game_2" / "d.mp4")
+    _touch(tmp_path / "game-1" / "a.mp4")
+    _touch(tmp_path / "game-1" / "roster.yaml", b"teams: []")
+    _touch(tmp_path / ".cache" / "x.mp4")
+    _touch(tmp_path / "loose.mp4")
+    games = discover_games(tmp_path)
+    assert [g.game_id for g in games] == ["game-1", "game_2"]
+    assert games[0].roster_path == tmp_path / "game-1" / "roster.yaml"
+    assert games[1].roster_path is None
+    assert [c.path.name for c in games[1].clips] == ["c.mp4"]
+    assert games[1].problems == [("game_2", "game id 'game_2' collides with 'game 2'; skipped")]
+
+
+@pytest.mark.parametrize("make", [lambda p: None, lambda p: p.write_text("x")])
+def test_discover_root_must_be_a_directory(tmp_path: Path, make) -> None:
+    root = tmp_path / "root"
+    make(root)
+    with pytest.raises(NotADirectoryError):
+        discover_games(root)
+
+
+def test_discover_empty_root(tmp_path: Path) -> None:
+    assert discover_games(tmp_path) == []
