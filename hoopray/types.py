@@ -240,9 +240,7 @@ def check_schema(name: str, table: pa.Table) -> pa.Table:
     """
     schema = SCHEMAS[name]
     if table.schema.names != schema.names:
-        raise ValueError(
-            f"table {name!r}: columns {table.schema.names} != expected {schema.names}"
-        )
+        raise ValueError(f"table {name!r}: columns {table.schema.names} != expected {schema.names}")
     try:
         cast = table.cast(schema, safe=True)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as err:

@@ -69,9 +69,7 @@ class Tracker(Protocol):
         """Prompt a track for every detection on the first frame and return them."""
         ...
 
-    def step(
-        self, frame: np.ndarray, new_detections: sv.Detections | None = None
-    ) -> sv.Detections:
+    def step(self, frame: np.ndarray, new_detections: sv.Detections | None = None) -> sv.Detections:
         """Advance one frame.
 
         Returns every live track with ``tracker_id``, ``mask`` (N, H, W) bool and ``xyxy``,
