@@ -55,3 +55,38 @@ def no_network() -> None:
     """Documents that a test relies on the blocked network (it is blocked for all)."""
     with pytest.raises(NetworkBlockedError):
         socket.create_connection(("203.0.113.1", 443), timeout=1)
+
+
+# Tiny random-weight models of the real architectures (hoopray.models.tiny), built once per
+# session and loaded by the production adapters through their ordinary loading path.
+
+
+@pytest.fixture(scope="session")
+def tiny_siglip_dir(tmp_path_factory: pytest.TempPathFactory):
+    from hoopray.models.tiny import build_tiny_siglip
+
+    return build_tiny_siglip(tmp_path_factory.mktemp("tiny-siglip"))
+
+
+@pytest.fixture(scope="session")
+def tiny_smolvlm_dirs(tmp_path_factory: pytest.TempPathFactory):
+    """(base directory, LoRA adapter directory)."""
+    from hoopray.models.tiny import build_tiny_smolvlm
+
+    return build_tiny_smolvlm(tmp_path_factory.mktemp("tiny-smolvlm"))
+
+
+@pytest.fixture(scope="session")
+def tiny_rfdetr_checkpoint(tmp_path_factory: pytest.TempPathFactory):
+    from hoopray.models.tiny import build_tiny_rfdetr
+
+    return build_tiny_rfdetr(tmp_path_factory.mktemp("tiny-rfdetr") / "players.pth")
+
+
+@pytest.fixture(scope="session")
+def tiny_sam2_dir(tmp_path_factory: pytest.TempPathFactory) -> os.PathLike[str]:
+    """A tiny randomly initialised transformers ``Sam2VideoModel`` (128 px input) and its
+    processor, saved with ``save_pretrained``; load it through the production path."""
+    from hoopray.models.sam2_video import build_tiny_sam2_video
+
+    return build_tiny_sam2_video(tmp_path_factory.mktemp("tiny_sam2"), seed=0)

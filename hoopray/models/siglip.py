@@ -1,0 +1,80 @@
+"""SigLIP image embeddings of player crops, for splitting players into teams.
+
+Pooling: the vision tower's ``pooler_output`` (SigLIP's attention-pooling head, the
+image embedding SigLIP is trained to align with text), L2-normalised to unit length.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hoopray.models.device import autocast, resolve_device
+from hoopray.models.loading import load_pretrained
+
+DEFAULT_SIGLIP = "google/siglip-base-patch16-224"
+
+
+class SiglipEmbedder:
+    """Embeds RGB uint8 crops with a SigLIP vision tower.
+
+    Args:
+        model: a Hugging Face id (from the local cache when offline) or a local directory
+            saved with ``save_pretrained`` (a full SigLIP model or its vision tower, plus
+            the image processor).
+        device: "auto", "cpu", "cuda", ...
+        batch_size: crops per forward pass.
+
+    Raises:
+        WeightsNotFoundError: the weights are neither a local directory nor cached.
+    """
+
+    def __init__(
+        self, model: str = DEFAULT_SIGLIP, device: str = "auto", batch_size: int = 64
+    ) -> None:
+        import torch
+        from transformers import AutoImageProcessor, SiglipVisionModel
+
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.model_name = model
+        self.device = resolve_device(device)
+        self.batch_size = batch_size
+        where = {"what": "SigLIP embedder", "override": "models.embedder.model"}
+        self._processor = load_pretrained(AutoImageProcessor.from_pretrained, model, **where)
+        dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
+        network = load_pretrained(SiglipVisionModel.from_pretrained, model, dtype=dtype, **where)
+        self._model = network.to(self.device).eval()
+        self.dim = int(self._model.config.hidden_size)
+
+    def __repr__(self) -> str:
+        return f"SiglipEmbedder(model={self.model_name!r}, device={self.device!r})"
+
+    def embed(self, crops: list[np.ndarray]) -> np.ndarray:
+        """Unit-length embeddings, one row per crop, in order.
+
+        Args:
+            crops: RGB uint8 arrays of shape (H, W, 3). A crop with no pixels (H or W
+                is 0) gets a row of zeros, so rows stay aligned with the input; callers
+                that fit models on embeddings should drop zero-norm rows.
+
+        Returns:
+            (N, D) float32; (0, D) for no crops.
+        """
+        import torch
+        from PIL import Image
+
+        out = np.zeros((len(crops), self.dim), dtype=np.float32)
+        for index, crop in enumerate(crops):
+            if crop.ndim != 3 or crop.shape[2] != 3:
+                raise ValueError(f"crop {index} has shape {crop.shape}; expected (H, W, 3) RGB")
+        valid = [i for i, crop in enumerate(crops) if crop.shape[0] > 0 and crop.shape[1] > 0]
+        for start in range(0, len(valid), self.batch_size):
+            rows = valid[start : start + self.batch_size]
+            images = [Image.fromarray(np.ascontiguousarray(crops[i], dtype=np.uint8)) for i in rows]
+            pixels = self._processor(images=images, return_tensors="pt")["pixel_values"]
+            pixels = pixels.to(self.device, dtype=self._model.dtype)
+            with torch.inference_mode(), autocast(self.device):
+                pooled = self._model(pixel_values=pixels).pooler_output
+            pooled = torch.nn.functional.normalize(pooled.float(), dim=-1)
+            out[rows] = pooled.cpu().numpy()
+        return out

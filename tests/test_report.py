@@ -1,0 +1,326 @@
+"""The per-game report and the index, on output trees built by hand with the real store."""
+
+from __future__ import annotations
+
+import json
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from PIL import Image
+
+from hoopray import store, types
+from hoopray.report import write_game_report, write_index
+from hoopray.video import H264Writer
+
+GAME = "game-a"
+EVIL = "<script>alert(1)</script>"
+ROSTER_YAML = f"""
+teams:
+  - name: Knicks
+    colour: "#006BB6"
+    players: {{"23": Robinson, "11": Brunson}}
+  - name: Celtics
+    colour: "#007A33"
+    players: {{"7": "{EVIL}", "00": Zero}}
+"""
+
+
+class Page(HTMLParser):
+    """Tags, link attributes and table cells (by table id) of a page."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.tags: list[str] = []
+        self.elements: list[tuple[str, dict[str, str | None]]] = []
+        self.links: list[str] = []
+        self.tables: dict[str, list[list[str]]] = {}
+        self.ids: dict[str, dict[str, str | None]] = {}
+        self._table: str | None = None
+        self._cell: list[str] | None = None
+        self._in_body = False
+        self.feed(text)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append(tag)
+        values = dict(attrs)
+        self.elements.append((tag, values))
+        self.links += [v for k, v in attrs if k in ("src", "href") and v is not None]
+        if values.get("id"):
+            self.ids[values["id"]] = values
+        if tag == "table":
+            self._table = values.get("id") or ""
+            self.tables[self._table] = []
+        elif tag == "tbody":
+            self._in_body = True
+        elif tag == "tr" and self._in_body and self._table is not None:
+            self.tables[self._table].append([])
+        elif tag == "td" and self._in_body:
+            self._cell = []
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "td" and self._cell is not None and self._table is not None:
+            self.tables[self._table][-1].append("".join(self._cell).strip())
+            self._cell = None
+        elif tag == "tbody":
+            self._in_body = False
+        elif tag == "table":
+            self._table = None
+
+    def handle_data(self, data: str) -> None:
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def _id_track(clip_id: str, track_id: int, first: int, last: int, status: str, **kw) -> dict:
+    return {
+        "clip_id": clip_id,
+        "track_id": track_id,
+        "first_frame": first,
+        "last_frame": last,
+        "team_cluster": kw.get("cluster"),
+        "team_name": kw.get("team"),
+        "team_confidence": 0.9 if kw.get("team") else None,
+        "number": kw.get("number"),
+        "player_name": kw.get("name"),
+        "status": status,
+        "confirmed_at_frame": first if status == "confirmed" else None,
+        "reads_seen": kw.get("seen", 3),
+        "reads_agreeing": kw.get("agreeing", 3),
+    }
+
+
+def _write_rows(out: Path, name: str, game_id: str, rows: list[dict]) -> None:
+    schema = types.SCHEMAS[name]
+    for clip_id in sorted({r["clip_id"] for r in rows}):
+        mine = [{k: r.get(k) for k in schema.names} for r in rows if r["clip_id"] == clip_id]
+        store.write_table(out, name, game_id, clip_id, pa.Table.from_pylist(mine, schema=schema))
+
+
+def _clip_row(clip_id: str, frames: int, fps: float = 10.0) -> dict:
+    return {
+        "clip_id": clip_id,
+        "path": f"/in/{clip_id}.mp4",
+        "fingerprint": "f" * 32,
+        "frames": frames,
+        "fps": fps,
+        "width": 64,
+        "height": 48,
+        "read_stride": 5,
+        "reader_calls": 2,
+        "crops_read": 4,
+        "seconds": 1.5,
+    }
+
+
+def _status_row(clip_id: str, status: str = "ok", **kw) -> dict:
+    return {
+        "clip_id": clip_id,
+        "path": f"/in/{clip_id}.mp4",
+        "fingerprint": "f" * 32,
+        "status": status,
+        "stage": kw.get("stage"),
+        "reason": kw.get("reason"),
+        "frames": kw.get("frames", 20),
+        "confirmed": kw.get("confirmed", 0),
+        "seconds_observe": kw.get("observe", 2.0),
+        "seconds_resolve": 0.25,
+        "seconds_render": 0.5,
+    }
+
+
+def _write_video(path: Path, frames: int = 6) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with H264Writer(path, 64, 48, 10) as writer:
+        for i in range(frames):
+            writer.write(np.full((48, 64, 3), 20 * i, dtype=np.uint8))
+
+
+def build_game(
+    out: Path,
+    game_id: str = GAME,
+    *,
+    roster: str | None = ROSTER_YAML,
+    teams: bool = True,
+    clips: str = "mixed",
+) -> Path:
+    """An output tree for one game. ``clips``: "mixed" (one ok, one failed), "failed",
+    or "none"."""
+    game_dir = store.game_dir(out, game_id)
+    game_dir.mkdir(parents=True)
+    if roster is not None:
+        (game_dir / "roster.yaml").write_text(roster, encoding="utf-8")
+    if teams:
+        (game_dir / "teams").mkdir()
+        Image.new("RGB", (40, 30), (200, 30, 30)).save(game_dir / "teams" / "scatter.png")
+        naming = {
+            "cluster_to_team": {"0": "Knicks", "1": "Celtics"},
+            "confidence": 0.75,
+            "evidence": {"mapping": "identity", "colour": {"margin": 0.75}, "note": EVIL},
+        }
+        (game_dir / "teams" / "naming.json").write_text(json.dumps(naming), encoding="utf-8")
+    if clips == "mixed":
+        _write_video(game_dir / "videos" / "clip-01.mp4")
+        _write_rows(out, "observations/clip", game_id, [_clip_row("clip-01", 20)])
+        tracks = [
+            _id_track("clip-01", 1, 0, 9, "confirmed", team="Knicks", number="23", name="Robinson"),
+            _id_track(
+                "clip-01", 2, 5, 14, "confirmed", team="Knicks", number="23", name="Robinson"
+            ),
+            _id_track("clip-01", 3, 0, 19, "ambiguous", team="Celtics", number="7", name=EVIL),
+            _id_track("clip-01", 4, 0, 19, "unread", team="Knicks"),
+            _id_track("clip-01", 5, 2, 6, "confirmed", team="Knicks", number="99"),
+        ]
+        _write_rows(out, "identities/tracks", game_id, tracks)
+        _write_rows(
+            out,
+            "status/clips",
+            game_id,
+            [
+                _status_row("clip-01", confirmed=3),
+                _status_row(
+                    "clip-02", "failed", stage="observe", reason=f"decode error {EVIL}", frames=0
+                ),
+            ],
+        )
+    elif clips == "failed":
+        rows = [
+            _status_row(c, "failed", stage="discover", reason="zero-byte file", frames=None)
+            for c in ("clip-01", "clip-02")
+        ]
+        _write_rows(out, "status/clips", game_id, rows)
+    return game_dir
+
+
+def _report(out: Path, game_id: str = GAME, **kw) -> tuple[str, Page]:
+    path = write_game_report(out, game_id, **kw)
+    assert path == out / game_id / "report.html"
+    text = path.read_text(encoding="utf-8")
+    return text, Page(text)
+
+
+def _assert_relative(links: list[str]) -> None:
+    for link in links:
+        parts = urlsplit(link)
+        assert not parts.scheme and not parts.netloc, link
+        assert not link.startswith("/"), link
+
+
+def test_report_of_a_game(tmp_path: Path) -> None:
+    build_game(tmp_path)
+    text, page = _report(tmp_path, stage_seconds={"teams": 3.0, "observe": 12.0})
+
+    _assert_relative(page.links)
+    assert "videos/clip-01.mp4" in page.links
+    assert "teams/scatter.png" in page.links
+    for link in page.links:
+        if not link.startswith(("../", "#")):
+            assert (tmp_path / GAME / link).is_file(), link
+
+    assert "script" not in page.tags
+    assert EVIL not in text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text
+
+    roster = {(r[0], r[1]): r for r in page.tables["roster"]}
+    assert set(roster) == {
+        ("Knicks", "23"),
+        ("Knicks", "11"),
+        ("Celtics", "7"),
+        ("Celtics", "00"),
+    }
+    robinson = roster[("Knicks", "23")]
+    assert robinson[2:6] == ["Robinson", "confirmed", "clip-01 (1.5 s)", "15"]
+    assert robinson[8] == "6/6"
+    assert roster[("Celtics", "7")][2:4] == [EVIL, "ambiguous"]
+    assert roster[("Knicks", "11")][3:5] == ["not found", ""]
+    assert [r[:4] for r in page.tables["identities"]] == [["Knicks", "99", "", "confirmed"]]
+
+    clips = {r[0]: r for r in page.tables["clips"]}
+    assert set(clips) == {"clip-01", "clip-02"}
+    assert clips["clip-01"][1:6] == ["ok", "64x48", "20", "2.0 s", "3"]
+    assert clips["clip-02"][1] == "failed"
+    video = page.ids["video-clip-01"]
+    assert video["src"] == "videos/clip-01.mp4"
+    assert "muted" in video and "controls" in video
+    sources = [a for tag, a in page.elements if tag == "source"]
+    assert [s["src"] for s in sources] == ["videos/clip-01.mp4"]
+    assert sources[0]["type"].startswith('video/mp4; codecs="avc1.64')  # High profile
+
+    assert page.tables["failures"] == [["clip-02", "observe", f"decode error {EVIL}"]]
+    assert page.tables["naming"] == [["0", "Knicks"], ["1", "Celtics"]]
+    timing = {r[0]: r[1:] for r in page.tables["timing"]}
+    assert timing["observe"] == ["4.0 s", "12.0 s"]
+    assert timing["teams"] == ["", "3.0 s"]
+
+    index = Page((tmp_path / "index.html").read_text(encoding="utf-8"))
+    assert index.links == [f"{GAME}/report.html"]
+    assert index.tables["games"] == [[GAME, "1", "1", "3"]]
+
+
+@pytest.mark.parametrize(
+    ("case", "kwargs", "expect"),
+    [
+        ("empty", {"clips": "none"}, "This game has no clips."),
+        ("all-failed", {"clips": "failed"}, "zero-byte file"),
+        ("no-roster", {"roster": None}, "No roster.yaml for this game"),
+        ("bad-roster", {"roster": "teams: [1, 2, 3]"}, "The roster could not be read"),
+        ("no-teams", {"teams": False}, "No team model for this game."),
+    ],
+)
+def test_report_of_incomplete_games(tmp_path: Path, case: str, kwargs: dict, expect: str) -> None:
+    build_game(tmp_path, **kwargs)
+    text, page = _report(tmp_path)
+    assert expect in text
+    _assert_relative(page.links)
+    if kwargs.get("clips") == "failed":
+        assert [r[0] for r in page.tables["failures"]] == ["clip-01", "clip-02"]
+        assert all(r[3] == "not found" for r in page.tables["roster"])
+    if kwargs.get("roster", ROSTER_YAML) != ROSTER_YAML:
+        assert "roster" not in page.tables
+        assert ["Celtics", "7", EVIL, "ambiguous"] in [r[:4] for r in page.tables["identities"]]
+
+
+def test_roster_path_overrides_the_copy_in_the_output(tmp_path: Path) -> None:
+    build_game(tmp_path, roster=None)
+    roster = tmp_path / "input-roster.yaml"
+    roster.write_text(ROSTER_YAML, encoding="utf-8")
+    _, page = _report(tmp_path, roster_path=roster)
+    assert len(page.tables["roster"]) == 4
+
+
+def test_roster_found_beside_the_input_clips(tmp_path: Path) -> None:
+    out, inputs = tmp_path / "out", tmp_path / "in" / GAME
+    build_game(out, roster=None)
+    inputs.mkdir(parents=True)
+    (inputs / "roster.yaml").write_text(ROSTER_YAML, encoding="utf-8")
+    _write_rows(
+        out,
+        "observations/clip",
+        GAME,
+        [_clip_row("clip-01", 20) | {"path": str(inputs / "clip-01.mp4")}],
+    )
+    _, page = _report(out)
+    assert len(page.tables["roster"]) == 4
+
+
+@pytest.mark.parametrize("game_id", ["../escape", "tables", ""])
+def test_report_refuses_bad_game_ids(tmp_path: Path, game_id: str) -> None:
+    with pytest.raises(ValueError):
+        write_game_report(tmp_path, game_id)
+    assert not any(tmp_path.parent.glob("escape"))
+
+
+def test_index_lists_only_games_with_reports(tmp_path: Path) -> None:
+    assert Page(write_index(tmp_path).read_text()).links == []
+    build_game(tmp_path, "game-b", clips="none")
+    build_game(tmp_path, "game-a")
+    (tmp_path / "no-report").mkdir()
+    (tmp_path / "_runs").mkdir()
+    write_game_report(tmp_path, "game-b", update_index=False)
+    write_game_report(tmp_path, "game-a", update_index=False)
+    page = Page(write_index(tmp_path).read_text())
+    assert page.links == ["game-a/report.html", "game-b/report.html"]
+    _assert_relative(page.links)
