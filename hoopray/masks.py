@@ -114,29 +114,38 @@ def rle_encode(mask: np.ndarray) -> str:
     return encoded["counts"].decode("ascii")
 
 
-def _rle_runs(counts: str) -> list[int]:
-    """Run lengths of a COCO compressed RLE string (5 bits a character, delta-coded)."""
-    runs: list[int] = []
-    position = 0
-    while position < len(counts):
-        value = 0
-        shift = 0
-        more = True
-        while more:
-            if position >= len(counts):
-                raise ValueError("RLE counts end in the middle of a number")
-            code = ord(counts[position]) - 48
-            if not 0 <= code < 64:
-                raise ValueError(f"RLE counts hold an invalid character {counts[position]!r}")
-            value |= (code & 0x1F) << shift
-            more = bool(code & 0x20)
-            shift += 5
-            position += 1
-            if not more and code & 0x10:
-                value |= -1 << shift
-        if len(runs) > 2:
-            value += runs[-2]
-        runs.append(value)
+def _rle_runs(counts: str) -> np.ndarray:
+    """Run lengths of a COCO compressed RLE string, decoded with vector operations.
+
+    The format: each number is stored in 5-bit groups, least significant first, one
+    character (``48 + bits``) per group, bit 0x20 meaning "more groups follow" and bit
+    0x10 of the last group its sign; from the fourth number on, each is stored as the
+    difference to the number two places before it.
+    """
+    try:
+        codes = np.frombuffer(counts.encode("ascii"), dtype=np.uint8).astype(np.int64) - 48
+    except UnicodeEncodeError as err:
+        raise ValueError("RLE counts hold a non-ASCII character") from err
+    if codes.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    if codes.min() < 0 or codes.max() >= 64:
+        raise ValueError("RLE counts hold an invalid character")
+    last = (codes & 0x20) == 0
+    if not last[-1]:
+        raise ValueError("RLE counts end in the middle of a number")
+    group = np.concatenate([[0], np.cumsum(last)[:-1]])
+    first = np.flatnonzero(np.concatenate([[True], last[:-1]]))
+    place = np.arange(codes.size) - first[group]
+    if place.max() >= 7:
+        raise ValueError("RLE counts hold a number too large for a mask")
+    values = np.zeros(first.size, dtype=np.int64)
+    np.add.at(values, group, (codes & 0x1F) << (5 * place))
+    ends = np.flatnonzero(last)
+    negative = (codes[ends] & 0x10) != 0
+    values[negative] -= np.int64(1) << (5 * (place[ends][negative] + 1))
+    runs = values.copy()
+    runs[3::2] = np.cumsum(values[3::2]) + (runs[1] if runs.size > 1 else 0)
+    runs[4::2] = np.cumsum(values[4::2]) + (runs[2] if runs.size > 2 else 0)
     return runs
 
 
@@ -150,7 +159,7 @@ def rle_decode(counts: str, height: int, width: int) -> np.ndarray:
     if height < 0 or width < 0:
         raise ValueError(f"mask size must be non-negative; got {height} x {width}")
     runs = _rle_runs(counts)
-    if not runs or min(runs) < 0 or sum(runs) != height * width:
+    if runs.size == 0 or runs.min() < 0 or runs.sum() != height * width:
         raise ValueError(f"RLE counts {counts[:40]!r} do not describe a {height} x {width} mask")
     rle = {"size": [int(height), int(width)], "counts": counts.encode("ascii")}
     return coco_mask.decode(rle).astype(bool)

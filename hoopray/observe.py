@@ -1,0 +1,541 @@
+"""Per-clip observation loop: everything the models compute for one clip, recorded once.
+
+:func:`observe` streams a clip's frames and writes down what the detector, tracker,
+embedder and number reader say, without deciding anything: the decisions (which read
+belongs to which track, when a number is confirmed, which team a track is on) are made by
+:func:`hoopray.resolve.resolve` from these observations, so thresholds can be changed
+without running a model again.
+
+Per frame ``i`` (0-based, as decoded):
+
+- detection frames (``i % detect_stride == 0``, and every read frame): one detector call
+  gives players and numbers together; the first detection frame with players prompts the
+  tracker, later ones hand their players to the tracker so that players who enter later
+  are added (the tracker decides which ones are new).
+- every frame once tracking started: the tracker steps; each live track with a non-empty
+  mask becomes an ``observations/tracks`` row (box of the cleaned mask, area, COCO RLE,
+  and the class and confidence of the player detection it matches on detection frames,
+  or else whatever the tracker carries from the detection that prompted it).
+- read frames (``i % read_stride == 0``): the frame's number boxes are paired with the
+  track masks by IoS; numbers that overlap no track are not read (no track could take
+  them); the others are read in one batched reader call, unless the track they overlap
+  most has been *early-stopped* (below). Every read is recorded with its IoS to every
+  track it overlaps (``observations/reads``).
+- team evidence: on a track's first frame and every ``team_stride`` frames after, the
+  central part of its box is embedded and classified by the team model
+  (``observations/team_votes``).
+
+Early stop (``skip_confirmed_reads``): OCR is the expensive part, so a track stops being
+read once its own reads (those where it is the best overlapping track with IoS >=
+``skip_min_ios``) contain ``skip_confirmed_reads`` equal numbers in a row. This only saves
+work; :func:`hoopray.resolve.resolve` still decides from the stored reads. The trade-off:
+a resolve config that needs more agreeing reads than ``skip_confirmed_reads``, or a lower
+IoS than ``skip_min_ios``, finds fewer reads than a full read would give; set
+``skip_confirmed_reads`` to the largest ``reads_to_confirm`` you plan to sweep (or None to
+read every number on every read frame). Likewise a sweep of ``min_read_confidence`` may
+turn some of the early-stopping reads into unreadable ones; the early stop does not look at
+confidences.
+
+Memory stays bounded by one frame, the live masks and the recorded rows (numbers and short
+RLE strings, packed into Arrow record batches as they accumulate).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pyarrow as pa
+
+from hoopray.geometry import clip_boxes, crop, ios_masks_boxes, pad_boxes, shrink_boxes
+from hoopray.masks import clean_mask, mask_areas, masks_to_xyxy, rle_encode
+from hoopray.models.base import CLASS_NAME, SOURCE, Models, Tracker
+from hoopray.types import (
+    OBS_CLIP,
+    OBS_READS,
+    OBS_TEAM_VOTES,
+    OBS_TRACKS,
+    ClipRef,
+    Observations,
+    TrackSource,
+    check_schema,
+)
+
+if TYPE_CHECKING:
+    import supervision as sv
+
+    from hoopray.teams import TeamModel
+
+_CLASS_MATCH_IOU = 0.5
+
+
+@dataclass(frozen=True)
+class ObserveConfig:
+    """Settings of :func:`observe` (Hydra group ``observe``, ``conf/observe/default.yaml``).
+
+    Attributes:
+        read_stride: numbers are read on every k-th frame (the notebook's 5).
+        detect_stride: the detector runs on every k-th frame to find new players; read
+            frames always run it too (the read needs that frame's number boxes), so the
+            default, equal to ``read_stride``, gives exactly one detector call per read frame.
+        number_pad: padding in pixels around a number box before it is cropped and read.
+        team_stride: frames between two team crops of the same track.
+        crop_scale: the central fraction of a player's box used for team crops.
+        new_track_min_confidence: players detected below this confidence prompt no track.
+        read_min_ios: a number is read only when it overlaps some track with at least this
+            IoS (0: any overlap). Resolve thresholds below it find no reads.
+        skip_confirmed_reads: early stop of OCR per track (see the module docstring); None
+            reads every number on every read frame.
+        skip_min_ios: a read counts towards the early stop only with at least this IoS.
+        max_frames: observe only the first ``max_frames`` frames (None: all).
+        mask_clean_distance: keep a mask's main segment and the pieces within this fraction
+            of its diagonal (:func:`hoopray.masks.clean_mask`); None (the default) keeps
+            masks as the tracker gives them: the SAM2 adapters clean their own masks, which
+            they need clean for their lost-track and new-player decisions.
+    """
+
+    read_stride: int = 5
+    detect_stride: int = 5
+    number_pad: int = 10
+    team_stride: int = 15
+    crop_scale: float = 0.4
+    new_track_min_confidence: float = 0.5
+    read_min_ios: float = 0.0
+    skip_confirmed_reads: int | None = 3
+    skip_min_ios: float = 0.9
+    max_frames: int | None = None
+    mask_clean_distance: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("read_stride", "detect_stride", "team_stride"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"observe.{name} must be >= 1, got {getattr(self, name)}")
+        if self.number_pad < 0:
+            raise ValueError(f"observe.number_pad must be >= 0, got {self.number_pad}")
+        if not 0.0 < self.crop_scale <= 1.0:
+            raise ValueError(f"observe.crop_scale must be in (0, 1], got {self.crop_scale}")
+        if self.skip_confirmed_reads is not None and self.skip_confirmed_reads < 1:
+            raise ValueError(
+                "observe.skip_confirmed_reads must be >= 1 or None, "
+                f"got {self.skip_confirmed_reads}"
+            )
+        if self.max_frames is not None and self.max_frames < 1:
+            raise ValueError(f"observe.max_frames must be >= 1 or None, got {self.max_frames}")
+
+
+class _TableBuilder:
+    """Accumulates rows column-wise and packs them into Arrow record batches as it goes."""
+
+    def __init__(self, schema: pa.Schema, chunk_rows: int = 4096) -> None:
+        self.schema = schema
+        self.chunk_rows = chunk_rows
+        self._columns: dict[str, list[object]] = {name: [] for name in schema.names}
+        self._batches: list[pa.RecordBatch] = []
+        self.rows = 0
+
+    def extend(self, columns: dict[str, Sequence[object]]) -> None:
+        lengths = {len(values) for values in columns.values()}
+        if columns.keys() != self._columns.keys() or len(lengths) != 1:
+            raise ValueError("extend() needs every column, all of the same length")
+        for name, values in columns.items():
+            self._columns[name].extend(values)
+        self.rows += lengths.pop()
+        if len(self._columns[self.schema.names[0]]) >= self.chunk_rows:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._columns[self.schema.names[0]]:
+            self._batches.append(pa.RecordBatch.from_pydict(self._columns, schema=self.schema))
+            self._columns = {name: [] for name in self.schema.names}
+
+    def table(self) -> pa.Table:
+        self._flush()
+        return pa.Table.from_batches(self._batches, schema=self.schema)
+
+
+@dataclass
+class _EarlyStop:
+    """Per-track runs of equal reads, to stop reading tracks whose number is clear."""
+
+    needed: int | None
+    min_ios: float
+
+    def __post_init__(self) -> None:
+        self._value: dict[int, str | None] = {}
+        self._run: dict[int, int] = {}
+        self.done: set[int] = set()
+
+    def update(self, track_id: int, ios: float, text: str | None) -> None:
+        if self.needed is None or ios < self.min_ios:
+            return
+        if text is not None and self._value.get(track_id) == text:
+            self._run[track_id] += 1
+        else:
+            self._value[track_id] = text
+            self._run[track_id] = 0 if text is None else 1
+        if self._run[track_id] >= self.needed:
+            self.done.add(track_id)
+
+
+def _player_class_and_confidence(
+    boxes: np.ndarray, players: sv.Detections | None
+) -> tuple[list[str | None], list[float | None]]:
+    """Class name and confidence of the detection that best matches each track box."""
+    n = len(boxes)
+    if players is None or len(players) == 0 or n == 0:
+        return [None] * n, [None] * n
+    import supervision as sv
+
+    iou = sv.box_iou_batch(boxes.astype(np.float32), np.asarray(players.xyxy, np.float32))
+    best = iou.argmax(axis=1)
+    names = players.data.get(CLASS_NAME)
+    conf = players.confidence
+    out_names: list[str | None] = []
+    out_conf: list[float | None] = []
+    for i in range(n):
+        j = int(best[i])
+        if iou[i, j] < _CLASS_MATCH_IOU:
+            out_names.append(None)
+            out_conf.append(None)
+            continue
+        out_names.append(None if names is None else str(names[j]))
+        out_conf.append(None if conf is None else float(conf[j]))
+    return out_names, out_conf
+
+
+def _fill_from_tracker(
+    names: list[str | None],
+    confidences: list[float | None],
+    live: sv.Detections,
+    keep: np.ndarray,
+) -> None:
+    """Where no detection of this frame matched, take what the tracker carries (the class
+    and confidence of the detection that prompted the track), if anything."""
+    tracked_names = live.data.get(CLASS_NAME)
+    kept_names = None if tracked_names is None else np.asarray(tracked_names, dtype=object)[keep]
+    kept_conf = None if live.confidence is None else np.asarray(live.confidence)[keep]
+    for k in range(len(names)):
+        if names[k] is not None:
+            continue
+        if kept_names is not None and kept_names[k] is not None:
+            names[k] = str(kept_names[k])
+        if kept_conf is not None and np.isfinite(kept_conf[k]):
+            confidences[k] = float(kept_conf[k])
+
+
+def _confident(players: sv.Detections, min_confidence: float) -> sv.Detections:
+    if len(players) == 0 or players.confidence is None:
+        return players
+    return players[np.asarray(players.confidence) >= min_confidence]
+
+
+def _check_models(models: Models, team_model: TeamModel | None) -> None:
+    missing = [name for name in ("detector", "tracking", "reader") if getattr(models, name) is None]
+    if team_model is not None and models.embedder is None:
+        missing.append("embedder (a team model was given)")
+    if missing:
+        raise ValueError(f"observe needs models: {', '.join(missing)}")
+
+
+class _ClipObserver:
+    """State of one clip's observation; :func:`observe` drives it frame by frame."""
+
+    def __init__(self, models: Models, team_model: TeamModel | None, cfg: ObserveConfig):
+        self.models = models
+        self.team_model = team_model
+        self.cfg = cfg
+        self.tracks = _TableBuilder(OBS_TRACKS)
+        self.reads = _TableBuilder(OBS_READS)
+        self.team_votes = _TableBuilder(OBS_TEAM_VOTES)
+        self.early_stop = _EarlyStop(cfg.skip_confirmed_reads, cfg.skip_min_ios)
+        self.last_team_frame: dict[int, int] = {}
+        self.tracker: Tracker | None = None
+        self.track_ids: set[int] = set()
+        self.frames = 0
+        self.size: tuple[int, int] | None = None  # (width, height)
+        self.counts = {
+            "detector_calls": 0,
+            "reader_calls": 0,
+            "crops_read": 0,
+            "numbers_seen": 0,
+            "numbers_unassigned": 0,
+            "numbers_skipped": 0,
+            "embedder_calls": 0,
+            "team_crops": 0,
+        }
+
+    def close(self) -> None:
+        if self.tracker is not None:
+            tracker, self.tracker = self.tracker, None
+            tracker.close()
+
+    def frame(self, index: int, frame: np.ndarray) -> None:
+        cfg = self.cfg
+        self.frames += 1
+        if self.size is None:
+            self.size = (int(frame.shape[1]), int(frame.shape[0]))
+        is_read = index % cfg.read_stride == 0
+        detections = None
+        players = None
+        if is_read or index % cfg.detect_stride == 0:
+            assert self.models.detector is not None
+            detections = self.models.detector.detect([frame])[0]
+            self.counts["detector_calls"] += 1
+            players = self.models.roles.select(detections, "player")
+            prompts = _confident(players, cfg.new_track_min_confidence)
+        else:
+            prompts = None
+
+        if self.tracker is None:
+            if prompts is None or len(prompts) == 0:
+                if is_read and detections is not None:
+                    ids, masks, areas, _ = self._no_tracks()
+                    self._read_numbers(index, frame, detections, ids, masks, areas)
+                return
+            assert self.models.tracking is not None
+            self.tracker = self.models.tracking.open()
+            live = self.tracker.start(frame, prompts)
+            default_source = TrackSource.PROMPT
+        else:
+            live = self.tracker.step(
+                frame, new_detections=prompts if prompts is not None and len(prompts) else None
+            )
+            default_source = TrackSource.PROPAGATED
+
+        track_ids, masks, areas, boxes = self._record_tracks(index, live, players, default_source)
+        if is_read and detections is not None:
+            self._read_numbers(index, frame, detections, track_ids, masks, areas)
+        if self.team_model is not None:
+            self._team_evidence(index, frame, track_ids, boxes)
+
+    def _no_tracks(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        width, height = self.size or (0, 0)
+        return (
+            np.zeros(0, dtype=np.int64),
+            np.zeros((0, height, width), dtype=bool),
+            np.zeros(0, dtype=np.int64),
+            np.zeros((0, 4), dtype=np.float32),
+        )
+
+    def _record_tracks(
+        self,
+        index: int,
+        live: sv.Detections,
+        players: sv.Detections | None,
+        default_source: TrackSource,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Record the live tracks with a non-empty mask; return their ids, masks, areas, boxes."""
+        width, height = self.size or (0, 0)
+        if len(live) == 0:
+            return self._no_tracks()
+        if live.mask is None or live.tracker_id is None:
+            raise ValueError("the tracker must return masks and tracker ids")
+        masks = np.asarray(live.mask, dtype=bool)
+        if self.cfg.mask_clean_distance is not None:
+            masks = np.stack([clean_mask(m, self.cfg.mask_clean_distance) for m in masks])
+        areas = mask_areas(masks)
+        keep = areas > 0
+        masks = masks[keep]
+        areas = areas[keep]
+        track_ids = np.asarray(live.tracker_id, dtype=np.int64)[keep]
+        boxes = masks_to_xyxy(masks).astype(np.float32).reshape(-1, 4)
+        raw_sources = live.data.get(SOURCE)
+        sources = (
+            [str(s) for s in np.asarray(raw_sources, dtype=object)[keep]]
+            if raw_sources is not None
+            else [str(default_source)] * len(track_ids)
+        )
+        names, confidences = _player_class_and_confidence(boxes, players)
+        _fill_from_tracker(names, confidences, live, keep)
+        self.track_ids.update(track_ids.tolist())
+        n = len(track_ids)
+        self.tracks.extend(
+            {
+                "frame": [index] * n,
+                "track_id": track_ids.tolist(),
+                "x1": boxes[:, 0].tolist(),
+                "y1": boxes[:, 1].tolist(),
+                "x2": boxes[:, 2].tolist(),
+                "y2": boxes[:, 3].tolist(),
+                "mask_area": areas.tolist(),
+                "mask_rle": [rle_encode(m) for m in masks],
+                "height": [height] * n,
+                "width": [width] * n,
+                "class_name": names,
+                "det_confidence": confidences,
+                "source": sources,
+            }
+        )
+        return track_ids, masks, areas, boxes
+
+    def _read_numbers(
+        self,
+        index: int,
+        frame: np.ndarray,
+        detections: sv.Detections,
+        track_ids: np.ndarray,
+        masks: np.ndarray,
+        areas: np.ndarray,
+    ) -> None:
+        numbers = self.models.roles.select(detections, "number")
+        self.counts["numbers_seen"] += len(numbers)
+        if len(numbers) == 0:
+            return
+        if len(track_ids) == 0:
+            self.counts["numbers_unassigned"] += len(numbers)
+            return
+        number_boxes = np.asarray(numbers.xyxy, dtype=np.float32)
+        ios = ios_masks_boxes(masks, number_boxes, mask_areas=areas)
+        best = ios.argmax(axis=0)
+        best_ios = ios.max(axis=0)
+        pad = self.cfg.number_pad
+        padded = clip_boxes(pad_boxes(number_boxes, pad, pad), self.size or (0, 0))
+        todo: list[int] = []
+        crops: list[np.ndarray] = []
+        for j in range(len(numbers)):
+            if best_ios[j] <= 0 or best_ios[j] < self.cfg.read_min_ios:
+                self.counts["numbers_unassigned"] += 1
+                continue
+            if int(track_ids[best[j]]) in self.early_stop.done:
+                self.counts["numbers_skipped"] += 1
+                continue
+            image = crop(frame, padded[j])
+            if image.size == 0:
+                self.counts["numbers_unassigned"] += 1
+                continue
+            todo.append(j)
+            crops.append(image)
+        if not crops:
+            return
+        assert self.models.reader is not None
+        results = self.models.reader.read(crops)
+        if len(results) != len(crops):
+            raise ValueError(f"the reader returned {len(results)} reads for {len(crops)} crops")
+        self.counts["reader_calls"] += 1
+        self.counts["crops_read"] += len(crops)
+
+        first_id = self.reads.rows
+        candidates = []
+        for j, result in zip(todo, results, strict=True):
+            hits = np.flatnonzero(ios[:, j] > 0)
+            hits = hits[np.argsort(-ios[hits, j], kind="stable")]
+            candidates.append(
+                [{"track_id": int(track_ids[t]), "ios": float(ios[t, j])} for t in hits]
+            )
+            self.early_stop.update(int(track_ids[best[j]]), float(best_ios[j]), result.text)
+        chosen = number_boxes[todo]
+        self.reads.extend(
+            {
+                "frame": [index] * len(todo),
+                "read_id": list(range(first_id, first_id + len(todo))),
+                "x1": chosen[:, 0].tolist(),
+                "y1": chosen[:, 1].tolist(),
+                "x2": chosen[:, 2].tolist(),
+                "y2": chosen[:, 3].tolist(),
+                "text": [r.text for r in results],
+                "raw": [r.raw for r in results],
+                "confidence": [float(np.clip(r.confidence, 0.0, 1.0)) for r in results],
+                "candidates": candidates,
+            }
+        )
+
+    def _team_evidence(
+        self, index: int, frame: np.ndarray, track_ids: np.ndarray, boxes: np.ndarray
+    ) -> None:
+        due = [
+            k
+            for k, tid in enumerate(track_ids.tolist())
+            if tid not in self.last_team_frame
+            or index - self.last_team_frame[tid] >= self.cfg.team_stride
+        ]
+        if not due:
+            return
+        central = clip_boxes(shrink_boxes(boxes[due], self.cfg.crop_scale), self.size or (0, 0))
+        kept: list[int] = []
+        crops: list[np.ndarray] = []
+        for k, box in zip(due, central, strict=True):
+            image = crop(frame, box)
+            if image.size:
+                kept.append(k)
+                crops.append(image)
+        if not crops:
+            return
+        assert self.models.embedder is not None and self.team_model is not None
+        embeddings = self.models.embedder.embed(crops)
+        clusters, confidence = self.team_model.predict(embeddings)
+        self.counts["embedder_calls"] += 1
+        self.counts["team_crops"] += len(crops)
+        ids = [int(track_ids[k]) for k in kept]
+        for tid in ids:
+            self.last_team_frame[tid] = index
+        self.team_votes.extend(
+            {
+                "frame": [index] * len(ids),
+                "track_id": ids,
+                "cluster": np.asarray(clusters).astype(int).tolist(),
+                "confidence": np.asarray(confidence, dtype=np.float32).tolist(),
+            }
+        )
+
+
+def observe(
+    clip: ClipRef, models: Models, team_model: TeamModel | None, cfg: ObserveConfig
+) -> Observations:
+    """Run the models over one clip and record what they see.
+
+    Args:
+        clip: the clip to observe.
+        models: detector, tracking and reader are required; the embedder too when
+            ``team_model`` is given.
+        team_model: the game's fitted team model, or None to record no team evidence.
+        cfg: strides, padding and early stop.
+
+    Returns:
+        Observations with the ``observations/tracks``, ``reads``, ``team_votes`` and
+        ``clip`` tables; ``extra`` holds counters (detector and reader calls, numbers
+        seen, skipped by the early stop, or overlapping no track).
+
+    Raises:
+        hoopray.video.VideoError: the clip cannot be opened or no frame decodes.
+        ValueError: a required model is missing or a model breaks its contract.
+    """
+    from hoopray.video import VideoError, iter_frames, probe
+
+    _check_models(models, team_model)
+    started = time.perf_counter()
+    info = probe(clip.path)
+    observer = _ClipObserver(models, team_model, cfg)
+    try:
+        for index, frame in iter_frames(clip.path, stop=cfg.max_frames):
+            observer.frame(index, frame)
+    finally:
+        observer.close()
+    if observer.frames == 0 or observer.size is None:
+        raise VideoError(f"no frame could be decoded from {clip.path}")
+    width, height = observer.size
+    counts = observer.counts
+    clip_table = pa.table(
+        {
+            "path": [str(clip.path)],
+            "fingerprint": [clip.fingerprint],
+            "frames": [observer.frames],
+            "fps": [float(info.fps)],
+            "width": [width],
+            "height": [height],
+            "read_stride": [cfg.read_stride],
+            "reader_calls": [counts["reader_calls"]],
+            "crops_read": [counts["crops_read"]],
+            "seconds": [time.perf_counter() - started],
+        },
+        schema=OBS_CLIP,
+    )
+    return Observations(
+        tracks=check_schema("observations/tracks", observer.tracks.table()),
+        reads=check_schema("observations/reads", observer.reads.table()),
+        team_votes=check_schema("observations/team_votes", observer.team_votes.table()),
+        clip=check_schema("observations/clip", clip_table),
+        extra={**counts, "tracks": len(observer.track_ids)},
+    )

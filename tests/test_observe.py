@@ -1,0 +1,460 @@
+"""observe() on scripted fake models: what gets detected, tracked, read and recorded.
+
+The fakes read the frame index from pixel (0, 0) and the jersey number from the pixels of
+the number box, so every decision observe takes is visible in the tables. Frames come
+from a monkeypatched ``hoopray.video.iter_frames`` (no encoding needed); the real decoder
+is exercised in tests/test_identify_acceptance.py.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+import supervision as sv
+
+import hoopray.video
+from hoopray.models.base import CLASS_NAME, SOURCE, Models
+from hoopray.observe import ObserveConfig, _EarlyStop, _fill_from_tracker, _TableBuilder, observe
+from hoopray.types import OBS_TEAM_VOTES, ClipRef, NumberRead, check_schema
+
+HEIGHT, WIDTH = 96, 160
+
+
+@dataclass
+class Obj:
+    object_id: str
+    box: tuple[int, int, int, int]
+    number: str | None = None  # drawn (and detected) when not None
+    team: int = 0
+
+
+Scene = dict[int, list[Obj]]
+
+
+def number_box(obj: Obj) -> tuple[int, int, int, int]:
+    x1, y1, x2, _ = obj.box
+    cx = (x1 + x2) // 2
+    return (cx - 3, y1 + 4, cx + 3, y1 + 10)
+
+
+def render(index: int, objects: list[Obj]) -> np.ndarray:
+    frame = np.zeros((HEIGHT, WIDTH, 3), dtype=np.uint8)
+    for obj in objects:
+        x1, y1, x2, y2 = obj.box
+        frame[y1:y2, x1:x2] = (200, 0, 0) if obj.team == 0 else (0, 0, 200)
+        if obj.number is not None:
+            nx1, ny1, nx2, ny2 = number_box(obj)
+            frame[ny1:ny2, nx1:nx2, 1] = int(obj.number) + 1
+    frame[0, 0, 0] = index % 256
+    frame[0, 0, 1] = index // 256
+    return frame
+
+
+def frame_index(frame: np.ndarray) -> int:
+    return int(frame[0, 0, 0]) + 256 * int(frame[0, 0, 1])
+
+
+def detections(boxes: list, names: list[str], confidence: float = 0.9) -> sv.Detections:
+    return sv.Detections(
+        xyxy=np.asarray(boxes, dtype=np.float32).reshape(len(boxes), 4),
+        confidence=np.full(len(boxes), confidence, dtype=np.float32),
+        class_id=np.zeros(len(boxes), dtype=int),
+        data={CLASS_NAME: np.asarray(names, dtype=object)},
+    )
+
+
+@dataclass
+class FakeDetector:
+    scene: Scene
+    confidence: float = 0.9
+    calls: list[int] = field(default_factory=list)
+    class_names: list[str] = field(default_factory=lambda: ["player", "number"])
+
+    def detect(self, frames: list[np.ndarray]) -> list[sv.Detections]:
+        out = []
+        for frame in frames:
+            index = frame_index(frame)
+            self.calls.append(index)
+            objects = self.scene.get(index, [])
+            boxes = [o.box for o in objects] + [number_box(o) for o in objects if o.number]
+            names = ["player"] * len(objects) + ["number"] * sum(bool(o.number) for o in objects)
+            out.append(detections(boxes, names, self.confidence))
+        return out
+
+
+@dataclass
+class FakeTracker:
+    scene: Scene
+    ids: dict[str, int] = field(default_factory=dict)
+    closed: bool = False
+    prompts: list[int] = field(default_factory=list)
+
+    def start(self, frame: np.ndarray, dets: sv.Detections) -> sv.Detections:
+        return self._advance(frame, dets, "prompt")
+
+    def step(self, frame: np.ndarray, new_detections: sv.Detections | None = None):
+        return self._advance(frame, new_detections, "added")
+
+    def close(self) -> None:
+        self.closed = True
+
+    def _advance(self, frame, prompts, source):
+        index = frame_index(frame)
+        objects = {o.object_id: o for o in self.scene.get(index, [])}
+        added = set()
+        if prompts is not None:
+            self.prompts.append(index)
+            for box in np.asarray(prompts.xyxy).tolist():
+                for obj in objects.values():
+                    if tuple(obj.box) == tuple(box) and obj.object_id not in self.ids:
+                        self.ids[obj.object_id] = len(self.ids) + 1
+                        added.add(obj.object_id)
+        live = [o for o in objects.values() if o.object_id in self.ids]
+        masks = np.zeros((len(live), HEIGHT, WIDTH), dtype=bool)
+        for k, obj in enumerate(live):
+            x1, y1, x2, y2 = obj.box
+            masks[k, y1:y2, x1:x2] = True
+        return sv.Detections(
+            xyxy=np.asarray([o.box for o in live], dtype=np.float32).reshape(len(live), 4),
+            mask=masks,
+            tracker_id=np.asarray([self.ids[o.object_id] for o in live], dtype=int),
+            data={
+                SOURCE: np.asarray(
+                    [source if o.object_id in added else "propagated" for o in live], dtype=object
+                )
+            },
+        )
+
+
+@dataclass
+class FakeTracking:
+    scene: Scene
+    opened: list[FakeTracker] = field(default_factory=list)
+
+    def open(self) -> FakeTracker:
+        self.opened.append(FakeTracker(self.scene))
+        return self.opened[-1]
+
+
+@dataclass
+class FakeReader:
+    wrong: bool = False
+    batches: list[int] = field(default_factory=list)
+
+    def read(self, crops: list[np.ndarray]) -> list[NumberRead]:
+        self.batches.append(len(crops))
+        out = []
+        for image in crops:
+            value = int(image[image.shape[0] // 2, image.shape[1] // 2, 1]) - 1
+            text = None if value < 0 else str(value + 1 if self.wrong else value)
+            out.append(NumberRead(text, 0.9, text or ""))
+        return out
+
+
+class FakeEmbedder:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def embed(self, crops: list[np.ndarray]) -> np.ndarray:
+        self.calls += 1
+        return np.asarray([c.reshape(-1, 3).mean(axis=0) for c in crops], np.float32).reshape(-1, 3)
+
+
+class FakeTeamModel:
+    def predict(self, embeddings: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        clusters = (embeddings[:, 2] > embeddings[:, 0]).astype(np.int8)
+        return clusters, np.full(len(embeddings), 0.8, np.float32)
+
+
+@dataclass
+class Rig:
+    scene: Scene
+    frames: int
+    detector: FakeDetector
+    tracking: FakeTracking
+    reader: FakeReader
+    embedder: FakeEmbedder
+    clip: ClipRef
+
+    def models(self) -> Models:
+        return Models(
+            detector=self.detector,
+            tracking=self.tracking,
+            embedder=self.embedder,
+            reader=self.reader,
+        )
+
+
+@pytest.fixture
+def rig(monkeypatch: pytest.MonkeyPatch):
+    """Builds a Rig for a scene and makes hoopray.video serve its frames."""
+
+    def make(scene: Scene, frames: int, reader: FakeReader | None = None) -> Rig:
+        def fake_iter(path, stride=1, start=0, stop=None):
+            end = frames if stop is None else min(frames, stop)
+            for index in range(start, end, stride):
+                yield index, render(index, scene.get(index, []))
+
+        def fake_probe(path):
+            return hoopray.video.VideoInfo(WIDTH, HEIGHT, 30.0, frames, frames / 30, 0)
+
+        monkeypatch.setattr(hoopray.video, "iter_frames", fake_iter)
+        monkeypatch.setattr(hoopray.video, "probe", fake_probe)
+        return Rig(
+            scene,
+            frames,
+            FakeDetector(scene),
+            FakeTracking(scene),
+            reader or FakeReader(),
+            FakeEmbedder(),
+            ClipRef("game", "clip", Path("clip.mp4"), "fp"),
+        )
+
+    return make
+
+
+def still(frames: int, objects: list[Obj]) -> Scene:
+    return {i: list(objects) for i in range(frames)}
+
+
+A = Obj("a", (10, 20, 40, 80), "23", team=0)
+B = Obj("b", (60, 20, 90, 80), "7", team=1)
+C = Obj("c", (110, 20, 140, 80), "11", team=1)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({}, None),
+        ({"read_stride": 0}, "read_stride"),
+        ({"detect_stride": 0}, "detect_stride"),
+        ({"team_stride": 0}, "team_stride"),
+        ({"number_pad": -1}, "number_pad"),
+        ({"crop_scale": 0.0}, "crop_scale"),
+        ({"skip_confirmed_reads": 0}, "skip_confirmed_reads"),
+        ({"max_frames": 0}, "max_frames"),
+    ],
+)
+def test_config_validation(changes: dict, message: str | None) -> None:
+    if message is None:
+        assert ObserveConfig(**changes).read_stride == 5
+        return
+    with pytest.raises(ValueError, match=message):
+        ObserveConfig(**changes)
+
+
+def test_tracks_reads_and_calls(rig) -> None:
+    scene = still(11, [A, B])
+    r = rig(scene, 11)
+    cfg = ObserveConfig(skip_confirmed_reads=None, team_stride=5)
+    obs = observe(r.clip, r.models(), FakeTeamModel(), cfg)
+
+    assert r.detector.calls == [0, 5, 10]  # one call per detection frame
+    assert r.reader.batches == [2, 2, 2]  # one batched call per read frame
+    tracks = obs.tracks.to_pydict()
+    assert len(tracks["frame"]) == 22
+    assert tracks["source"][:2] == ["prompt", "prompt"]
+    assert set(tracks["source"][2:]) == {"propagated"}
+    assert tracks["mask_area"][0] == 30 * 60
+    assert (tracks["x1"][0], tracks["y1"][0], tracks["x2"][0], tracks["y2"][0]) == A.box
+    # class and confidence known on detection frames only
+    assert tracks["class_name"][0] == "player" and tracks["det_confidence"][0] == pytest.approx(0.9)
+    assert tracks["class_name"][2] is None
+    reads = obs.reads.to_pydict()
+    assert reads["frame"] == [0, 0, 5, 5, 10, 10]
+    assert reads["read_id"] == list(range(6))
+    assert reads["text"] == ["23", "7"] * 3
+    assert reads["candidates"][0] == [{"track_id": 1, "ios": 1.0}]
+    assert (reads["x1"][0], reads["y1"][0]) == number_box(A)[:2]
+    votes = obs.team_votes.to_pydict()
+    assert votes["frame"] == [0, 0, 5, 5, 10, 10]
+    assert votes["cluster"] == [0, 1] * 3
+    clip = obs.clip.to_pylist()[0]
+    assert clip["frames"] == 11
+    assert (clip["width"], clip["height"], clip["read_stride"]) == (WIDTH, HEIGHT, 5)
+    assert (clip["reader_calls"], clip["crops_read"]) == (3, 6)
+    assert r.tracking.opened[0].closed
+    for name in ("tracks", "reads", "team_votes", "clip"):
+        check_schema(f"observations/{name}", getattr(obs, name))
+
+
+@pytest.mark.parametrize(
+    ("skip", "wrong", "expected_reads"),
+    [
+        (None, False, 6),  # no early stop: every number on every read frame
+        (2, False, 4),  # both tracks stop after two equal reads
+        (1, False, 2),
+        (2, True, 4),  # equal wrong reads stop just the same: resolve decides later
+    ],
+)
+def test_early_stop(rig, skip: int | None, wrong: bool, expected_reads: int) -> None:
+    r = rig(still(15, [A, B]), 15, FakeReader(wrong=wrong))
+    obs = observe(r.clip, r.models(), None, ObserveConfig(skip_confirmed_reads=skip))
+    assert obs.reads.num_rows == expected_reads
+    assert obs.extra["numbers_skipped"] == 6 - expected_reads
+
+
+@pytest.mark.parametrize(
+    ("texts", "ios", "done"),
+    [
+        ([], [], False),
+        (["7", "7", "7"], [1.0, 1.0, 1.0], True),
+        (["7", None, "7", "7"], [1.0] * 4, False),  # an unreadable read breaks the run
+        (["7", "1", "7", "7"], [1.0] * 4, False),
+        (["7", "7", "7"], [1.0, 0.5, 1.0], False),  # low-IoS reads do not count
+        (["2", "7", "7", "7"], [1.0] * 4, True),
+    ],
+)
+def test_early_stop_runs(texts: list, ios: list, done: bool) -> None:
+    stop = _EarlyStop(3, 0.9)
+    for text, value in zip(texts, ios, strict=True):
+        stop.update(1, value, text)
+    assert (1 in stop.done) is done
+
+
+def test_player_entering_later_is_added(rig) -> None:
+    scene = {i: [A] + ([C] if i >= 7 else []) for i in range(16)}
+    r = rig(scene, 16)
+    obs = observe(r.clip, r.models(), None, ObserveConfig(skip_confirmed_reads=None))
+    rows = obs.tracks.to_pydict()
+    c_rows = [
+        (f, s)
+        for f, t, s in zip(rows["frame"], rows["track_id"], rows["source"], strict=True)
+        if t == 2
+    ]
+    # C appears at frame 7 and is prompted at the next detection frame (10)
+    assert c_rows[0] == (10, "added")
+    assert {s for _, s in c_rows[1:]} == {"propagated"}
+    assert 2 in {
+        c["track_id"] for cands in obs.reads.column("candidates").to_pylist() for c in cands
+    }
+
+
+def test_no_players_at_first_then_some(rig) -> None:
+    scene = {i: ([A] if i >= 3 else []) for i in range(12)}
+    r = rig(scene, 12)
+    obs = observe(r.clip, r.models(), None, ObserveConfig())
+    frames = obs.tracks.column("frame").to_pylist()
+    assert frames[0] == 5 and frames == list(range(5, 12))  # first detection frame with players
+    assert obs.clip.column("frames")[0].as_py() == 12
+
+
+@pytest.mark.parametrize(
+    ("scene", "frames", "track_rows", "reads"),
+    [
+        ({}, 6, 0, 0),  # nobody ever
+        ({0: [A]}, 1, 1, 1),  # a one-frame clip
+        ({i: [Obj("a", A.box, None)] for i in range(6)}, 6, 6, 0),  # no number visible
+        ({i: [A] if i < 3 else [] for i in range(11)}, 11, 3, 1),  # track lost for good
+        ({i: [A] if i % 5 else [] for i in range(11)}, 11, 0, 0),  # players only between detections
+    ],
+)
+def test_edge_cases(rig, scene: Scene, frames: int, track_rows: int, reads: int) -> None:
+    r = rig(scene, frames)
+    obs = observe(r.clip, r.models(), FakeTeamModel(), ObserveConfig(skip_confirmed_reads=None))
+    assert obs.tracks.num_rows == track_rows
+    assert obs.reads.num_rows == reads
+    assert obs.clip.column("frames")[0].as_py() == frames
+    assert all(t.closed for t in r.tracking.opened)
+
+
+def test_numbers_outside_tracks_are_not_read(rig) -> None:
+    low = Obj("low", A.box, "5")
+    r = rig(still(6, [low, B]), 6)
+    r.detector.confidence = 0.3  # below new_track_min_confidence: nobody is tracked
+    obs = observe(r.clip, r.models(), None, ObserveConfig())
+    assert obs.tracks.num_rows == 0 and obs.reads.num_rows == 0
+    assert r.reader.batches == []
+    assert obs.extra["numbers_unassigned"] == 4
+
+
+def test_max_frames(rig) -> None:
+    r = rig(still(20, [A]), 20)
+    obs = observe(r.clip, r.models(), None, ObserveConfig(max_frames=7))
+    assert obs.clip.column("frames")[0].as_py() == 7
+    assert max(obs.tracks.column("frame").to_pylist()) == 6
+
+
+def test_zero_frames_raise(rig) -> None:
+    r = rig({}, 0)
+    with pytest.raises(hoopray.video.VideoError):
+        observe(r.clip, r.models(), None, ObserveConfig())
+
+
+@pytest.mark.parametrize("missing", ["detector", "tracking", "reader", "embedder"])
+def test_missing_models(rig, missing: str) -> None:
+    r = rig(still(2, [A]), 2)
+    models = r.models()
+    setattr(models, missing, None)
+    with pytest.raises(ValueError, match=missing):
+        observe(r.clip, models, FakeTeamModel(), ObserveConfig())
+
+
+def test_tracker_closed_when_a_model_fails(rig) -> None:
+    r = rig(still(10, [A]), 10)
+
+    def broken(crops):
+        raise RuntimeError("reader died")
+
+    r.reader.read = broken
+    with pytest.raises(RuntimeError, match="reader died"):
+        observe(r.clip, r.models(), None, ObserveConfig())
+    assert r.tracking.opened[0].closed
+
+
+def test_team_votes_cadence(rig) -> None:
+    scene = {i: [A] + ([B] if i >= 4 else []) for i in range(40)}
+    r = rig(scene, 40)
+    cfg = ObserveConfig(detect_stride=1, team_stride=15)
+    obs = observe(r.clip, r.models(), FakeTeamModel(), cfg)
+    votes = obs.team_votes.to_pydict()
+    by_track = {
+        t: [f for f, tt in zip(votes["frame"], votes["track_id"], strict=True) if tt == t]
+        for t in (1, 2)
+    }
+    assert by_track == {1: [0, 15, 30], 2: [4, 19, 34]}
+    assert votes["cluster"][votes["track_id"].index(2)] == 1
+
+
+@pytest.mark.parametrize("rows", [0, 1, 5, 12])
+def test_table_builder_chunks(rows: int) -> None:
+    builder = _TableBuilder(OBS_TEAM_VOTES, chunk_rows=4)
+    for i in range(rows):
+        builder.extend({"frame": [i], "track_id": [1], "cluster": [0], "confidence": [0.5]})
+    table = builder.table()
+    assert table.num_rows == rows == builder.rows
+    assert table.column("frame").to_pylist() == list(range(rows))
+    assert table.schema == OBS_TEAM_VOTES
+    with pytest.raises(ValueError):
+        builder.extend({"frame": [1]})
+    assert isinstance(table, pa.Table)
+
+
+@pytest.mark.parametrize(
+    ("names", "tracked", "confidence", "expected"),
+    [
+        ([], None, None, []),
+        ([None, None], None, None, [None, None]),  # the tracker carries nothing
+        ([None, "player"], ["player-jump-shot", "x"], [0.7, 0.2], ["player-jump-shot", "player"]),
+        ([None], [None], None, [None]),
+    ],
+)
+def test_class_names_fall_back_to_the_tracker(
+    names: list, tracked: list | None, confidence: list | None, expected: list
+) -> None:
+    n = len(names)
+    live = sv.Detections(
+        xyxy=np.zeros((n, 4), np.float32),
+        confidence=None if confidence is None else np.asarray(confidence, np.float32),
+        data={} if tracked is None else {CLASS_NAME: np.asarray(tracked, dtype=object)},
+    )
+    confidences: list = [None if name is None else 0.9 for name in names]
+    _fill_from_tracker(names, confidences, live, np.ones(n, dtype=bool))
+    assert names == expected
+    if confidence is not None:
+        assert confidences[0] == pytest.approx(confidence[0])
+        assert confidences[-1] == 0.9
