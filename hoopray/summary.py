@@ -1,0 +1,215 @@
+"""The end-of-run summary: games, clips ok and failed, frames, identities, time per stage."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+
+from hoopray.types import ClipStatus
+
+
+@dataclass
+class GameSummary:
+    game_id: str
+    clips_ok: int = 0
+    clips_failed: int = 0
+    clips_skipped: int = 0
+    frames: int = 0
+    confirmed: int = 0
+
+
+@dataclass
+class RunSummary:
+    """What a run did. ``stage_seconds`` is wall time per stage of the whole run."""
+
+    games: list[GameSummary] = field(default_factory=list)
+    failures: list[dict[str, str]] = field(default_factory=list)
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    wall_seconds: float = 0.0
+    idle: bool = False
+
+    @property
+    def clips_ok(self) -> int:
+        return sum(g.clips_ok for g in self.games)
+
+    @property
+    def clips_failed(self) -> int:
+        return sum(g.clips_failed for g in self.games)
+
+    @property
+    def frames(self) -> int:
+        return sum(g.frames for g in self.games)
+
+    @property
+    def confirmed(self) -> int:
+        return sum(g.confirmed for g in self.games)
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.clips_failed else 0
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            **asdict(self),
+            "totals": {
+                "games": len(self.games),
+                "clips_ok": self.clips_ok,
+                "clips_failed": self.clips_failed,
+                "frames": self.frames,
+                "confirmed": self.confirmed,
+            },
+            "exit_code": self.exit_code,
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+
+def summarise(
+    status_rows: Sequence[Mapping[str, object]],
+    stage_seconds: Mapping[str, float],
+    wall_seconds: float,
+) -> RunSummary:
+    """Fold per-clip status rows (``game_id``, ``clip_id``, ``status``, ``stage``,
+    ``reason``, ``frames``, ``confirmed``) into a :class:`RunSummary`."""
+    games: dict[str, GameSummary] = {}
+    failures = []
+    for row in status_rows:
+        game = games.setdefault(str(row["game_id"]), GameSummary(str(row["game_id"])))
+        status = row.get("status")
+        if status == ClipStatus.OK:
+            game.clips_ok += 1
+        elif status == ClipStatus.FAILED:
+            game.clips_failed += 1
+            failures.append(
+                {
+                    "game_id": str(row["game_id"]),
+                    "clip_id": str(row["clip_id"]),
+                    "stage": str(row.get("stage") or ""),
+                    "reason": str(row.get("reason") or ""),
+                }
+            )
+        else:
+            game.clips_skipped += 1
+        game.frames += int(row.get("frames") or 0)
+        game.confirmed += int(row.get("confirmed") or 0)
+    return RunSummary(
+        games=[games[k] for k in sorted(games)],
+        failures=failures,
+        stage_seconds={k: round(float(v), 2) for k, v in stage_seconds.items()},
+        wall_seconds=round(float(wall_seconds), 2),
+        idle=not status_rows,
+    )
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> list[str]:
+    cells = [[str(c) for c in header], *[[str(c) for c in r] for r in rows]]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+
+    def line(r: Sequence[str]) -> str:
+        return "  ".join(
+            c.ljust(w) if i == 0 else c.rjust(w)
+            for i, (c, w) in enumerate(zip(r, widths, strict=True))
+        )
+
+    return [line(cells[0]), line(["-" * w for w in widths]), *(line(r) for r in cells[1:])]
+
+
+def format_summary(summary: RunSummary) -> str:
+    """A plain-text table for the terminal."""
+    if summary.idle:
+        return "nothing to do: every output is up to date"
+    rows = [
+        (g.game_id, g.clips_ok, g.clips_failed, g.clips_skipped, g.frames, g.confirmed)
+        for g in summary.games
+    ]
+    rows.append(
+        (
+            "total",
+            summary.clips_ok,
+            summary.clips_failed,
+            sum(g.clips_skipped for g in summary.games),
+            summary.frames,
+            summary.confirmed,
+        )
+    )
+    lines = _table(("game", "clips ok", "failed", "skipped", "frames", "confirmed"), rows)
+    if summary.stage_seconds:
+        lines += ["", *_table(("stage", "wall s"), list(summary.stage_seconds.items()))]
+    lines.append(f"\nwall time {summary.wall_seconds:.1f} s")
+    for f in summary.failures:
+        lines.append(f"FAILED {f['game_id']}/{f['clip_id']} at {f['stage']}: {f['reason']}")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- sweeps
+
+METRICS_DIR = "metrics"
+
+
+def sweep_rows(sweep_dir: str | Path) -> list[dict[str, object]]:
+    """The metrics rows of a sweep, one per setting (``<sweep_dir>/metrics/*.json``)."""
+    return [
+        json.loads(p.read_text()) for p in sorted((Path(sweep_dir) / METRICS_DIR).glob("*.json"))
+    ]
+
+
+def write_sweep_summary(sweep_dir: str | Path) -> str:
+    """Sort a sweep's rows by their objective (best first) into ``summary.csv`` and
+    ``summary.md`` and return the markdown table ("" when the sweep has no rows)."""
+    import csv
+
+    from hoopray.store import atomic_write_text
+
+    rows = sweep_rows(sweep_dir)
+    if not rows:
+        return ""
+    rows.sort(key=lambda r: (-_number(r.get("objective_value")), int(r.get("job", 0))))
+    keys = list(dict.fromkeys(k for r in rows for k in r if k != "metrics"))
+    metric_keys = list(dict.fromkeys(k for r in rows for k in r.get("metrics", {})))
+    flat = [{**{k: r.get(k) for k in keys}, **r.get("metrics", {})} for r in rows]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=[*keys, *metric_keys], lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(flat)
+    atomic_write_text(Path(sweep_dir) / "summary.csv", buffer.getvalue())
+    columns = ["job", "overrides", "objective", "objective_value", *metric_keys]
+    lines = [
+        "| " + " | ".join(columns) + " |",
+        "|" + "---|" * len(columns),
+        *("| " + " | ".join(_cell(f.get(c)) for c in columns) + " |" for f in flat),
+    ]
+    table = "\n".join(lines) + "\n"
+    atomic_write_text(Path(sweep_dir) / "summary.md", table)
+    return table
+
+
+def _number(value: object) -> float:
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return float("-inf")
+    return number if number == number else float("-inf")
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, list):
+        return " ".join(str(v) for v in value)
+    return "" if value is None else str(value)
+
+
+class SweepSummaryCallback(Callback):
+    """Hydra callback: when a multirun ends, write and print the sweep's sorted summary."""
+
+    def on_multirun_end(self, config: Any, **kwargs: Any) -> None:
+        table = write_sweep_summary(Path(config.hydra.sweep.dir))
+        if table:
+            print(f"sweep summary ({Path(config.hydra.sweep.dir) / 'summary.md'}):\n{table}")

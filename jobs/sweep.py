@@ -1,0 +1,111 @@
+"""Sweep resolve thresholds over stored observations; no model is loaded.
+
+    python jobs/sweep.py -m sweep.out_root=outputs/hoopray sweep.labels=data/labels \
+        resolve.ios_threshold=0.8,0.9,0.95 resolve.reads_to_confirm=2,3,5
+
+Each setting re-resolves every stored clip in memory and writes one metrics row,
+``<sweep dir>/metrics/<job number>.json``: scores against labels when ``sweep.labels``
+is set (``hoopray.evaluate``), else counts of confirmed, ambiguous and unread tracks.
+When the multirun ends, a Hydra callback writes ``summary.csv`` and ``summary.md`` sorted
+by the objective; ``python jobs/sweep.py --summary <sweep dir>`` writes them again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import hydra
+from omegaconf import DictConfig
+
+log = logging.getLogger("hoopray.sweep")
+
+
+def replay(cfg: DictConfig) -> dict[str, Any]:
+    """Resolve every stored clip with ``cfg.resolve`` and measure the result."""
+    from hoopray import pipeline
+    from hoopray.resolve import ResolveConfig, resolve
+    from hoopray.store import list_partitions
+
+    out_root = Path(str(cfg.sweep.out_root))
+    resolve_cfg = ResolveConfig.from_mapping(dict(cfg.resolve))
+    games = set(cfg.sweep.games) if cfg.sweep.get("games") else None
+    identities = {}
+    rosters: dict[str, Any] = {}
+    for game_id, clip_id in list_partitions(out_root, "observations/clip"):
+        if games is not None and game_id not in games:
+            continue
+        obs = pipeline.read_observations(out_root, game_id, clip_id)
+        if game_id not in rosters:
+            game_dir = Path(obs.clip.column("path")[0].as_py()).parent
+            rosters[game_id] = pipeline._roster_of(str(game_dir))
+        naming = pipeline.load_naming(out_root, game_id)
+        identities[(game_id, clip_id)] = resolve(obs, rosters[game_id], naming, resolve_cfg)
+    statuses = [s for ids in identities.values() for s in ids.tracks.column("status").to_pylist()]
+    counts = {
+        "clips": len(identities),
+        "tracks": len(statuses),
+        "confirmed": statuses.count("confirmed"),
+        "ambiguous": statuses.count("ambiguous"),
+        "unread": statuses.count("unread"),
+    }
+    labels = cfg.sweep.get("labels")
+    if not labels:
+        return {"objective": cfg.sweep.objective or "confirmed", "metrics": counts}
+    from hoopray.evaluate import evaluate_output, pool
+
+    scores = evaluate_output(
+        out_root,
+        Path(str(labels)),
+        iou_threshold=float(cfg.sweep.iou_threshold),
+        identities={k: (ids.frames, ids.tracks) for k, ids in identities.items()},
+    )
+    return {
+        "objective": cfg.sweep.objective or "identity_f1",
+        "metrics": {**counts, **pool(scores), "clips_scored": len(scores)},
+    }
+
+
+def run(cfg: DictConfig) -> Path:
+    """Score one setting and write its metrics row; returns the row's path."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from hoopray.store import atomic_write_text
+    from hoopray.summary import METRICS_DIR
+
+    hydra_cfg = HydraConfig.get()
+    multirun = hydra_cfg.mode is not None and hydra_cfg.mode.name == "MULTIRUN"
+    sweep_dir = Path(hydra_cfg.sweep.dir if multirun else hydra_cfg.runtime.output_dir)
+    job = int(hydra_cfg.job.num) if multirun else 0
+    result = replay(cfg)
+    metrics = result["metrics"]
+    row = {
+        "job": job,
+        "overrides": list(hydra_cfg.overrides.task),
+        "resolve": dict(cfg.resolve),
+        "objective": result["objective"],
+        "objective_value": metrics.get(result["objective"]),
+        "metrics": metrics,
+    }
+    path = sweep_dir / METRICS_DIR / f"{job}.json"
+    atomic_write_text(path, json.dumps(row, indent=2, sort_keys=True, default=str) + "\n")
+    log.info("%s: %s = %s", " ".join(row["overrides"]), row["objective"], row["objective_value"])
+    return path
+
+
+@hydra.main(config_path="../conf", config_name="sweep", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    run(cfg)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--summary":
+        from hoopray.summary import write_sweep_summary
+
+        table = write_sweep_summary(sys.argv[2])
+        print(table or f"no metrics rows under {sys.argv[2]}")
+        sys.exit(0 if table else 1)
+    main()

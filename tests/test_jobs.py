@@ -1,0 +1,159 @@
+"""The entry points as a user runs them: jobs/process_games.py, jobs/sweep.py."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from hoopray import pipeline, store
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
+FAKE_KEY = "hf_" + "Zx81" * 9
+
+
+def _job(script: str, *args: str, cwd: Path, timeout: int = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "jobs" / script), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def test_defaults_without_weights_stop_before_ray_and_suggest_smoke(tmp_path: Path) -> None:
+    result = _job("process_games.py", f"output.root={tmp_path / 'out'}", cwd=tmp_path)
+    assert result.returncode == 2
+    text = result.stdout
+    assert "model weights are not available" in text
+    assert "models.detector" in text and "models.reader" in text
+    assert "+experiment=smoke" in text
+    assert "no input games" in text and "roster.yaml" in text
+    assert "Started a local Ray" not in result.stderr + result.stdout
+
+
+def test_secret_on_the_command_line_is_refused_and_scrubbed(tmp_path: Path) -> None:
+    hydra_dir = tmp_path / "hydra"
+    result = _job(
+        "process_games.py",
+        "+experiment=replay",
+        f"+models.detector.api_key={FAKE_KEY}",
+        f"hydra.run.dir={hydra_dir}",
+        f"output.root={tmp_path / 'out'}",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2
+    assert "models.detector.api_key" in result.stdout
+    written = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert any(p.parent.name == ".hydra" for p in written)
+    for path in written:
+        assert FAKE_KEY not in path.read_text(errors="replace"), path
+    assert FAKE_KEY not in result.stdout + result.stderr
+
+
+@pytest.fixture(scope="module")
+def stored(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Observations of one synthetic game, made by the stage classes without Ray."""
+    from hoopray.synthetic import make_game
+
+    root = tmp_path_factory.mktemp("jobs")
+    games, labels, out = root / "games", root / "labels", root / "out"
+    make_game(games, labels, "game-s", seed=3, clips=2, seconds=3.0, fps=10, size=(640, 360))
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(
+            config_name="config",
+            overrides=[
+                "+experiment=replay",
+                f"data.root={games}",
+                f"data.labels={labels}",
+                f"output.root={out}",
+                "observe.read_stride=2",
+                "teams.umap_neighbors=500",
+            ],
+        )
+    settings = pipeline.Settings.from_cfg(cfg)
+    rows = list(pipeline.iter_clip_rows(__import__("hoopray.video").video.discover_games(games)))
+    for row in rows:
+        row["game_dir"] = str(games / "game-s")
+    keys = (*pipeline.CLIP_KEYS, "game_dir")
+    crops = pipeline.Pass1Sampler(settings)(pipeline.rows_batch(rows, keys))
+    fitted = pipeline.batch_rows(pipeline.fit_team_model_group(crops, settings))
+    assert fitted[0]["status"] == "ok", fitted
+    observe = pipeline.ObserveStage(settings)
+    statuses = [
+        pipeline.batch_rows(observe(pipeline.rows_batch([r], pipeline.CLIP_KEYS)))[0] for r in rows
+    ]
+    assert all(s["status"] == "ok" for s in statuses), statuses
+    return {"out": out, "labels": labels}
+
+
+@pytest.mark.slow
+def test_sweep_of_four_settings_over_stored_observations(stored, tmp_path: Path) -> None:
+    sweep_dir = tmp_path / "sweep"
+    result = _job(
+        "sweep.py",
+        "-m",
+        f"sweep.out_root={stored['out']}",
+        f"sweep.labels={stored['labels']}",
+        "resolve.ios_threshold=0.8,0.95",
+        "resolve.reads_to_confirm=1,3",
+        f"hydra.sweep.dir={sweep_dir}",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = [json.loads(p.read_text()) for p in sorted((sweep_dir / "metrics").glob("*.json"))]
+    assert len(rows) == 4
+    assert {(r["resolve"]["ios_threshold"], r["resolve"]["reads_to_confirm"]) for r in rows} == {
+        (0.8, 1),
+        (0.8, 3),
+        (0.95, 1),
+        (0.95, 3),
+    }
+    assert all(r["objective"] == "identity_f1" and r["metrics"]["clips_scored"] == 2 for r in rows)
+    summary = (sweep_dir / "summary.md").read_text().splitlines()[2:]
+    values = [float(line.split("|")[4]) for line in summary]
+    assert len(values) == 4 and values == sorted(values, reverse=True)
+    # the summary step can be run again by hand
+    again = _job("sweep.py", "--summary", str(sweep_dir), cwd=tmp_path)
+    assert again.returncode == 0 and "identity_f1" in again.stdout
+    # no model was loaded, and nothing was written into the output root
+    assert not list(stored["out"].rglob("*sweep*"))
+
+
+def test_sweep_summary_of_an_empty_dir_fails(tmp_path: Path) -> None:
+    result = _job("sweep.py", "--summary", str(tmp_path), cwd=tmp_path)
+    assert result.returncode == 1
+    assert "no metrics rows" in result.stdout
+
+
+@pytest.mark.slow
+def test_smoke_experiment_end_to_end(tmp_path: Path) -> None:
+    duckdb = pytest.importorskip("duckdb")
+    pl = pytest.importorskip("polars")
+    out = tmp_path / "out"
+    result = _job(
+        "process_games.py",
+        "+experiment=smoke",
+        f"smoke.dir={tmp_path / 'inputs'}",
+        f"output.root={out}",
+        cwd=tmp_path,
+        timeout=600,
+    )
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    assert "clips ok" in result.stdout
+    games = sorted(p.name for p in (tmp_path / "inputs" / "games").iterdir() if p.is_dir())
+    assert len(games) == 2
+    for game_id in games:
+        assert (out / game_id / "teams" / "model.npz").is_file()
+        assert len(list((out / game_id / "videos").glob("*.mp4"))) == 2
+    glob = str(out / "tables" / "identities" / "tracks" / "**" / "*.parquet")
+    count = duckdb.sql(f"select count(*) from read_parquet('{glob}', hive_partitioning=true)")
+    assert count.fetchall()[0][0] == pl.read_parquet(glob, hive_partitioning=True).height > 0
+    assert store.read_table(out, "observations/tracks").num_rows > 0

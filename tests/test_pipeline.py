@@ -1,0 +1,182 @@
+"""The Ray Data pipeline end to end on two synthetic games, under a local Ray with a fake GPU.
+
+Detection, tracking and reading are ground-truth replay doubles (``+experiment=replay``)
+so that the pipeline around the models is what is tested; the smoke run with tiny real
+models is in ``tests/test_jobs.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+from hoopray import pipeline, store
+from hoopray.types import ClipStatus
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+GAMES = ("game-a", "game-b")
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    ray = pytest.importorskip("ray")
+    ray.init(
+        num_cpus=2,
+        num_gpus=1,  # a fake GPU: the GPU-actor paths are scheduled as on a cluster
+        include_dashboard=False,
+        ignore_reinit_error=True,
+        log_to_driver=False,
+    )
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    from hoopray.synthetic import make_game
+
+    root = tmp_path_factory.mktemp("pipeline")
+    games, labels = root / "games", root / "labels"
+    for seed, game_id in enumerate(GAMES):
+        make_game(games, labels, game_id, seed=seed, clips=2, seconds=3.0, fps=10, size=(640, 360))
+    (games / GAMES[1] / "broken.mp4").write_text("this is not a video\n")
+    return {"games": games, "labels": labels, "out": root / "out"}
+
+
+def _config(inputs: dict[str, Path]) -> DictConfig:
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose(
+            config_name="config",
+            overrides=[
+                "+experiment=replay",
+                f"data.root={inputs['games']}",
+                f"data.labels={inputs['labels']}",
+                f"output.root={inputs['out']}",
+                "ray.pass1.num_gpus=0.5",
+                "ray.observe.num_gpus=0.5",
+                "observe.read_stride=2",
+                "teams.umap_neighbors=500",  # PCA: no numba compilation in a test
+            ],
+        )
+
+
+def _no_ray(**kwargs: object) -> None:
+    raise AssertionError("a job with nothing to do must not start Ray")
+
+
+@pytest.fixture(scope="module")
+def first_run(ray_local, inputs: dict[str, Path]) -> dict[str, object]:
+    cfg = _config(inputs)
+    handler = _Records()
+    logging.getLogger("hoopray").addHandler(handler)
+    logging.getLogger("hoopray").setLevel(logging.INFO)
+    try:
+        code = pipeline.run_job(cfg, incremental=False, start_ray=lambda **kw: None)
+    finally:
+        logging.getLogger("hoopray").removeHandler(handler)
+    return {"code": code, "cfg": cfg, "log": handler.lines}
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+def test_two_games_end_to_end(first_run: dict, inputs: dict[str, Path]) -> None:
+    import av
+
+    out = inputs["out"]
+    assert first_run["code"] == 1  # the broken clip failed
+    for game_id in GAMES:
+        teams = out / game_id / "teams"
+        assert (teams / "model.npz").is_file()
+        naming = json.loads((teams / "naming.json").read_text())
+        assert set(naming["cluster_to_team"]) == {"0", "1"}
+        for clip_id in ("clip-01", "clip-02"):
+            for name in ("observations/tracks", "observations/clip", "identities/frames"):
+                assert store.table_path(out, name, game_id, clip_id).is_file(), name
+            video = out / game_id / "videos" / f"{clip_id}.mp4"
+            with av.open(str(video)) as container:
+                stream = container.streams.video[0]
+                assert stream.codec_context.name == "h264"
+                assert sum(1 for _ in container.decode(stream)) == 30
+    identities = store.read_table(out, "identities/tracks")
+    assert identities.num_rows > 0
+    assert "confirmed" in identities.column("status").to_pylist()
+
+
+def test_broken_clip_is_a_status_row_and_the_rest_finish(first_run, inputs) -> None:
+    status = store.read_table(inputs["out"], "status/clips").to_pylist()
+    by_clip = {(r["game_id"], r["clip_id"]): r for r in status}
+    assert len(by_clip) == 5
+    broken = by_clip[(GAMES[1], "broken")]
+    assert broken["status"] == ClipStatus.FAILED
+    assert broken["stage"] == "observe"
+    assert broken["reason"]
+    ok = [r for k, r in by_clip.items() if k[1] != "broken"]
+    assert all(r["status"] == ClipStatus.OK and r["frames"] == 30 for r in ok)
+    assert not (inputs["out"] / GAMES[1] / "videos" / "broken.mp4").exists()
+
+
+def test_progress_lines_per_clip(first_run) -> None:
+    observed = [line for line in first_run["log"] if line.startswith("observed ")]
+    assert len(observed) == 5
+    assert all("left)" in line for line in observed)
+
+
+def test_run_summary_json(first_run, inputs) -> None:
+    runs = sorted((inputs["out"] / "_runs").glob("*.json"))
+    summary = json.loads(runs[-1].read_text())
+    assert summary["totals"]["clips_ok"] == 4
+    assert summary["totals"]["clips_failed"] == 1
+    assert summary["exit_code"] == 1
+    assert {"teams", "observe", "resolve+render"} <= set(summary["stage_seconds"])
+
+
+def test_tables_readable_by_duckdb_and_polars(first_run, inputs) -> None:
+    duckdb = pytest.importorskip("duckdb")
+    pl = pytest.importorskip("polars")
+    glob = str(inputs["out"] / "tables" / "identities" / "frames" / "**" / "*.parquet")
+    rows = duckdb.sql(
+        f"select game_id, count(*) n from read_parquet('{glob}', hive_partitioning=true) "
+        "group by game_id order by game_id"
+    ).fetchall()
+    assert [r[0] for r in rows] == list(GAMES) and all(r[1] > 0 for r in rows)
+    frame = pl.read_parquet(glob, hive_partitioning=True)
+    assert frame.height == sum(r[1] for r in rows)
+    assert {"game_id", "clip_id", "track_id", "status"} <= set(frame.columns)
+
+
+def test_nightly_after_a_full_run_does_nothing(first_run, inputs) -> None:
+    manifest = (inputs["out"] / "_manifest" / "manifest.json").read_text()
+    status = store.table_path(inputs["out"], "status/clips", GAMES[0], "clip-01")
+    before = status.stat().st_mtime_ns
+    assert pipeline.run_job(first_run["cfg"], incremental=True, start_ray=_no_ray) == 0
+    assert status.stat().st_mtime_ns == before
+    assert (inputs["out"] / "_manifest" / "manifest.json").read_text() == manifest
+
+
+def test_nightly_plans_only_the_changed_game(first_run, inputs) -> None:
+    settings = pipeline.Settings.from_cfg(first_run["cfg"])
+    changed = inputs["games"] / GAMES[0] / "clip-02.mp4"
+    original = changed.read_bytes()
+    try:
+        shutil.copyfile(inputs["games"] / GAMES[0] / "clip-01.mp4", changed)
+        run = pipeline.plan_run(settings, inputs["games"])
+    finally:
+        changed.write_bytes(original)
+    plans = {p.game_id: p for p in run.plans}
+    assert plans[GAMES[0]].fit_teams and all(c.observe for c in plans[GAMES[0]].clips)
+    assert plans[GAMES[1]].idle
