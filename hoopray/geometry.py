@@ -164,7 +164,7 @@ def ios_masks_boxes(
     count, height, width = masks.shape
     bounds = box_pixels(boxes, (width, height))
     if mask_areas is None:
-        mask_areas = np.count_nonzero(masks.reshape(count, height * width), axis=1)
+        mask_areas = np.fromiter((np.count_nonzero(m) for m in masks), np.int64, count=count)
     mask_areas = np.asarray(mask_areas, dtype=np.float64)
     if mask_areas.shape != (count,):
         raise ValueError(f"mask_areas must have shape ({count},); got {mask_areas.shape}")

@@ -31,17 +31,7 @@ _GRID = 8
 
 
 def clean_mask(mask: np.ndarray, max_distance: float = 0.5) -> np.ndarray:
-    """Drop stray pieces of a mask, keeping its main segment and the pieces near it.
-
-    Pieces are found on a grid of 8 x 8 pixel cells: a cell is occupied when any of its
-    pixels is set, and 8-connected occupied cells form one piece, so fragments less than
-    about 8 px apart count as one piece. The main piece has the most pixels (the first
-    in row-major order on a tie). Another piece is kept when the distance between its
-    centroid and the main piece's centroid is at most ``max_distance`` times the
-    diagonal of the main piece's box (measured on the grid), so the cut-off scales with
-    the player's size in the frame (the notebook used a fixed 300 px on full-resolution
-    components). Working on the grid makes this a few whole-frame vector passes instead
-    of a per-pixel labelling: about 0.3 ms for a 1280x720 mask.
+    """Drop stray pieces of one mask; see :func:`clean_masks` for the rule.
 
     Args:
         mask: ``(H, W)``.
@@ -50,58 +40,102 @@ def clean_mask(mask: np.ndarray, max_distance: float = 0.5) -> np.ndarray:
     Returns:
         A new ``(H, W)`` bool mask; an empty mask gives an empty mask.
     """
+    cleaned, _ = clean_masks(_as_mask(mask)[None], max_distance)
+    return cleaned[0]
+
+
+def clean_masks(
+    masks: np.ndarray, max_distance: float = 0.5, *, in_place: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """Drop stray pieces of each mask, keeping its main segment and the pieces near it.
+
+    Pieces are found on a grid of 8 x 8 pixel cells: a cell is occupied when any of its
+    pixels is set, and 8-connected occupied cells form one piece, so fragments less than
+    about 8 px apart count as one piece. The main piece has the most pixels (the first
+    in row-major order on a tie). Another piece is kept when the distance between its
+    centroid and the main piece's centroid is at most ``max_distance`` times the
+    diagonal of the main piece's box (measured on the grid), so the cut-off scales with
+    the player's size in the frame (the notebook used a fixed 300 px on full-resolution
+    components).
+
+    The whole stack is read once (a bit count per 8 pixels) and only the cells of
+    dropped pieces are written, so ten 1280x720 masks take about a millisecond; the
+    pixel counts fall out of the same pass and are returned as the areas.
+
+    Args:
+        masks: ``(N, H, W)``.
+        max_distance: relative distance, ``>= 0``; ``inf`` keeps everything.
+        in_place: clean ``masks`` itself (it must be a C-contiguous bool array) instead of
+            a copy.
+
+    Returns:
+        The cleaned ``(N, H, W)`` bool masks and their pixel counts (int64 ``(N,)``).
+    """
     if not max_distance >= 0:
         raise ValueError(f"max_distance must be >= 0; got {max_distance}")
-    source = _as_mask(mask)
-    counts = _cell_counts(source)
-    labels, count = ndimage.label(counts > 0, structure=_EIGHT_CONNECTED)
-    if count <= 1:
-        return source.copy()
-    cell_y, cell_x = np.nonzero(labels)
-    owner = labels[cell_y, cell_x]
-    weight = counts[cell_y, cell_x].astype(np.float64)
-    sizes = np.bincount(owner, weight, count + 1)[1:]
-    main = int(np.argmax(sizes))
-    centres = (
-        np.stack(
-            [
-                np.bincount(owner, weight * (cell_y + 0.5), count + 1)[1:],
-                np.bincount(owner, weight * (cell_x + 0.5), count + 1)[1:],
-            ],
-            axis=1,
-        )
-        / sizes[:, None]
-    )
-    in_main = owner == main + 1
-    diagonal = np.hypot(np.ptp(cell_y[in_main]) + 1, np.ptp(cell_x[in_main]) + 1)
-    distance = np.hypot(*(centres - centres[main]).T)
-    keep = np.concatenate([[False], distance <= max_distance * diagonal])
-    if keep[1:].all():
-        return source.copy()
-    return _keep_cells(source, keep[labels])
+    stack = _as_stack(masks)
+    if in_place and (stack is not masks or not stack.flags.c_contiguous):
+        raise ValueError("in_place needs a C-contiguous bool (N, H, W) array")
+    out = stack if in_place else stack.copy()
+    count, height, width = out.shape
+    if count == 0:
+        return out, np.zeros(0, dtype=np.int64)
+    words, padded = _cell_words(out)
+    per_row = np.bitwise_count(words)
+    cells = per_row.reshape(count, -1, _GRID, per_row.shape[2]).sum(axis=2, dtype=np.int64)
+    areas = cells.sum(axis=(1, 2))
+    layer_only = np.zeros((3, 3, 3), dtype=bool)
+    layer_only[1] = True
+    labels, pieces = ndimage.label(cells > 0, structure=layer_only)
+    if pieces <= count:
+        return out, areas
+    layer, cell_y, cell_x = np.nonzero(labels)
+    owner = labels[layer, cell_y, cell_x]
+    weight = cells[layer, cell_y, cell_x].astype(np.float64)
+    size = np.bincount(owner, weight, pieces + 1)
+    centre_y = np.bincount(owner, weight * (cell_y + 0.5), pieces + 1) / np.maximum(size, 1)
+    centre_x = np.bincount(owner, weight * (cell_x + 0.5), pieces + 1) / np.maximum(size, 1)
+    piece_layer = np.zeros(pieces + 1, dtype=np.int64)
+    piece_layer[owner] = layer
+    order = np.lexsort((np.arange(pieces), -size[1:], piece_layer[1:]))
+    first_of_layer = np.concatenate([[True], np.diff(piece_layer[1:][order]) != 0])
+    main_of_layer = np.zeros(count, dtype=np.int64)
+    main_of_layer[piece_layer[1:][order][first_of_layer]] = order[first_of_layer] + 1
+    main = main_of_layer[piece_layer]
+    in_main = owner == main[owner]
+    low_y, high_y = np.full(count, np.inf), np.full(count, -np.inf)
+    low_x, high_x = np.full(count, np.inf), np.full(count, -np.inf)
+    np.minimum.at(low_y, layer[in_main], cell_y[in_main])
+    np.maximum.at(high_y, layer[in_main], cell_y[in_main])
+    np.minimum.at(low_x, layer[in_main], cell_x[in_main])
+    np.maximum.at(high_x, layer[in_main], cell_x[in_main])
+    diagonal = np.hypot(high_y - low_y + 1, high_x - low_x + 1)
+    distance = np.hypot(centre_y - centre_y[main], centre_x - centre_x[main])
+    drop = distance > max_distance * diagonal[piece_layer]
+    drop[0] = False
+    dropped = drop[owner]
+    if not dropped.any():
+        return out, areas
+    rows = cell_y[dropped, None] * _GRID + np.arange(_GRID)
+    words[layer[dropped, None], rows, cell_x[dropped, None]] = 0
+    np.subtract.at(areas, layer[dropped], cells[layer[dropped], cell_y[dropped], cell_x[dropped]])
+    if padded is not None:
+        out[...] = padded[:, :height, :width]
+    return out, areas
 
 
-def _padded_words(mask: np.ndarray) -> np.ndarray:
-    """The mask padded to whole cells, viewed as one uint64 per 8 pixels of a row."""
-    height, width = mask.shape
+def _cell_words(masks: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """``masks`` viewed as one uint64 per 8 pixels of a row, padded to whole cells.
+
+    Returns the words and, when padding needed a copy, that padded copy (else None: the
+    words are a view of ``masks`` and writing them writes the masks).
+    """
+    _, height, width = masks.shape
     pad_h, pad_w = -height % _GRID, -width % _GRID
-    if pad_h or pad_w or not mask.flags.c_contiguous:
-        mask = np.pad(mask, ((0, pad_h), (0, pad_w)))
-    return mask.view(np.uint64)
-
-
-def _cell_counts(mask: np.ndarray) -> np.ndarray:
-    """Set pixels per 8 x 8 cell, as (ceil(H/8), ceil(W/8)) counts."""
-    per_row = np.bitwise_count(_padded_words(mask))
-    return per_row.reshape(-1, _GRID, per_row.shape[1]).sum(axis=1, dtype=np.int32)
-
-
-def _keep_cells(mask: np.ndarray, keep: np.ndarray) -> np.ndarray:
-    """The pixels of ``mask`` that lie in the cells where ``keep`` is True."""
-    height, width = mask.shape
-    words = np.where(keep, np.uint64(0x0101010101010101), np.uint64(0))
-    kept = _padded_words(mask) & np.repeat(words, _GRID, axis=0)
-    return np.ascontiguousarray(kept.view(bool)[:height, :width])
+    if pad_h or pad_w or not masks.flags.c_contiguous:
+        padded = np.pad(masks, ((0, 0), (0, pad_h), (0, pad_w)))
+        return padded.view(np.uint64), padded
+    return masks.view(np.uint64), None
 
 
 def rle_encode(mask: np.ndarray) -> str:
@@ -186,5 +220,5 @@ def masks_to_xyxy(masks: np.ndarray) -> np.ndarray:
 def mask_areas(masks: np.ndarray) -> np.ndarray:
     """Pixel count of each mask, int64 ``(N,)``."""
     stack = _as_stack(masks)
-    count, height, width = stack.shape
-    return np.count_nonzero(stack.reshape(count, height * width), axis=1).astype(np.int64)
+    # count_nonzero over a whole array is several times faster than with ``axis``
+    return np.fromiter((np.count_nonzero(m) for m in stack), dtype=np.int64, count=len(stack))

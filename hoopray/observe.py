@@ -51,7 +51,7 @@ import numpy as np
 import pyarrow as pa
 
 from hoopray.geometry import clip_boxes, crop, ios_masks_boxes, pad_boxes, shrink_boxes
-from hoopray.masks import clean_mask, mask_areas, masks_to_xyxy, rle_encode
+from hoopray.masks import clean_masks, mask_areas, masks_to_xyxy, rle_encode
 from hoopray.models.base import CLASS_NAME, SOURCE, Models, Tracker
 from hoopray.types import (
     OBS_CLIP,
@@ -92,7 +92,7 @@ class ObserveConfig:
         skip_min_ios: a read counts towards the early stop only with at least this IoS.
         max_frames: observe only the first ``max_frames`` frames (None: all).
         mask_clean_distance: keep a mask's main segment and the pieces within this fraction
-            of its diagonal (:func:`hoopray.masks.clean_mask`); None (the default) keeps
+            of its diagonal (:func:`hoopray.masks.clean_masks`); None (the default) keeps
             masks as the tracker gives them: the SAM2 adapters clean their own masks, which
             they need clean for their lost-track and new-player decisions.
     """
@@ -335,8 +335,9 @@ class _ClipObserver:
             raise ValueError("the tracker must return masks and tracker ids")
         masks = np.asarray(live.mask, dtype=bool)
         if self.cfg.mask_clean_distance is not None:
-            masks = np.stack([clean_mask(m, self.cfg.mask_clean_distance) for m in masks])
-        areas = mask_areas(masks)
+            masks, areas = clean_masks(masks, self.cfg.mask_clean_distance)
+        else:
+            areas = mask_areas(masks)
         keep = areas > 0
         masks = masks[keep]
         areas = areas[keep]

@@ -6,7 +6,14 @@ import supervision as sv
 from pycocotools import mask as coco_mask
 
 from hoopray.geometry import crop
-from hoopray.masks import clean_mask, mask_areas, masks_to_xyxy, rle_decode, rle_encode
+from hoopray.masks import (
+    clean_mask,
+    clean_masks,
+    mask_areas,
+    masks_to_xyxy,
+    rle_decode,
+    rle_encode,
+)
 
 
 def _canvas(*rects: tuple[int, int, int, int], shape: tuple[int, int] = (100, 100)) -> np.ndarray:
@@ -160,3 +167,47 @@ def test_masks_to_xyxy_and_areas_on_stacks() -> None:
 def test_stack_functions_reject_2d(func: object) -> None:
     with pytest.raises(ValueError):
         func(np.zeros((5, 5), dtype=bool))  # type: ignore[operator]
+
+
+def _stack_with_fragments(seed: int, count: int, shape: tuple[int, int]) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    stack = np.zeros((count, *shape), dtype=bool)
+    for layer in stack:
+        r, c = rng.integers(0, shape[0] // 2), rng.integers(0, shape[1] // 2)
+        layer[r : r + shape[0] // 3, c : c + shape[1] // 6] = True
+        for _ in range(rng.integers(0, 4)):
+            fr, fc = rng.integers(0, shape[0] - 3), rng.integers(0, shape[1] - 3)
+            layer[fr : fr + 3, fc : fc + 3] = True
+    return stack
+
+
+@pytest.mark.parametrize(
+    ("count", "shape"), [(0, (72, 128)), (1, (72, 128)), (6, (72, 128)), (5, (71, 127))]
+)
+@pytest.mark.parametrize("max_distance", [0.0, 0.5, float("inf")])
+def test_clean_masks_equals_one_mask_at_a_time(
+    count: int, shape: tuple[int, int], max_distance: float
+) -> None:
+    stack = _stack_with_fragments(count, count, shape)
+    cleaned, areas = clean_masks(stack, max_distance)
+    assert cleaned.shape == stack.shape and areas.dtype == np.int64
+    for layer, result in zip(stack, cleaned, strict=True):
+        np.testing.assert_array_equal(result, clean_mask(layer, max_distance))
+    np.testing.assert_array_equal(areas, mask_areas(cleaned))
+
+
+def test_clean_masks_in_place_writes_the_input() -> None:
+    stack = _stack_with_fragments(3, 4, (72, 128))
+    expected, _ = clean_masks(stack, 0.0)
+    cleaned, _ = clean_masks(stack, 0.0, in_place=True)
+    assert cleaned is stack
+    np.testing.assert_array_equal(stack, expected)
+
+
+@pytest.mark.parametrize(
+    "masks",
+    [np.zeros((2, 8, 8), dtype=np.uint8), np.zeros((2, 8, 16), dtype=bool)[:, :, ::2]],
+)
+def test_clean_masks_in_place_needs_a_contiguous_bool_stack(masks: np.ndarray) -> None:
+    with pytest.raises(ValueError, match="in_place"):
+        clean_masks(masks, in_place=True)

@@ -306,9 +306,9 @@ class Sam2MetaTracker:
             confidence = torch.sigmoid(torch.cat(scores).float()).cpu().numpy()
             track_ids = [int(i) for i in state["obj_ids"]]
         if self._owner.clean_max_distance is not None:
-            from hoopray.masks import clean_mask
+            from hoopray.masks import clean_masks
 
-            masks = np.stack([clean_mask(m, self._owner.clean_max_distance) for m in masks])
+            masks, _ = clean_masks(masks, self._owner.clean_max_distance, in_place=True)
         update = self._book.update(t, track_ids, masks, confidence)
         for obj_id in update.dropped:
             predictor.remove_object(state, obj_id, need_output=False)

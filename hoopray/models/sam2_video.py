@@ -389,7 +389,7 @@ class Sam2VideoTracking:
         new_track_iou: a detection whose box IoU with every live track's latest box is
             below this starts a new track.
         mask_threshold: logit threshold that binarises the masks.
-        clean_max_distance: passed to :func:`hoopray.masks.clean_mask` (keep the main
+        clean_max_distance: passed to :func:`hoopray.masks.clean_masks` (keep the main
             segment and pieces near it); None keeps masks as the model made them.
         max_cond_frames: prompts (conditioning frames) kept per object.
 
@@ -532,9 +532,9 @@ class Sam2VideoTracker:
             scores_np = scores.cpu().numpy()
             track_ids = [int(i) for i in output.object_ids]
         if owner.clean_max_distance is not None:
-            from hoopray.masks import clean_mask
+            from hoopray.masks import clean_masks
 
-            masks_np = np.stack([clean_mask(m, owner.clean_max_distance) for m in masks_np])
+            masks_np, _ = clean_masks(masks_np, owner.clean_max_distance)
         update = self._book.update(t, track_ids, masks_np, scores_np)
         remove_objects(self._session, update.dropped)
         prune_session(
