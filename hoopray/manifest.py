@@ -6,12 +6,14 @@ roster, and per clip the hash of the config of each stage that produced its outp
 the inputs of a run with it and says, per game and clip, which stages must run:
 
 - the team model is refit when the game's set of clips (ids and fingerprints) or the
-  team stage's config changes, or the model file is gone; a refit re-observes every
+  team stage's config changes, or the model file is gone (unless the last fit, with
+  the same clips and config, failed: it would fail again); a refit re-observes every
   clip of the game, since team votes depend on the model;
 - a clip is re-observed when new, when its fingerprint or the observe config changes,
   when its observations are gone, or (only with ``retry_failed``) when it failed before;
 - a game is re-resolved as a whole when any clip of it was observed again, or the
-  resolve config or the roster changed (team naming uses every clip's numbers);
+  resolve config or the roster changed (team naming uses every clip's numbers); a
+  changed roster also retries the clips that failed at stage ``roster``;
 - a clip is re-rendered when it is re-resolved or the render config changed; the
   pipeline also skips a render whose identities came out unchanged.
 
@@ -49,6 +51,7 @@ class GameEntry:
     team_hash: str = ""
     roster_fingerprint: str = ""
     clips: dict[str, ClipEntry] = field(default_factory=dict)
+    team_failed: bool = False
 
 
 @dataclass
@@ -72,6 +75,7 @@ class Manifest:
                 team_hash=g.get("team_hash", ""),
                 roster_fingerprint=g.get("roster_fingerprint", ""),
                 clips=clips,
+                team_failed=bool(g.get("team_failed", False)),
             )
         return cls(games=games)
 
@@ -145,11 +149,18 @@ def plan_game(
         or entry is None
         or old.clips_key != clips_key(game.clips)
         or old.team_hash != hashes.team
-        or not game.team_model_present
+        or (not game.team_model_present and not old.team_failed)
     )
+    roster_changed = old.roster_fingerprint != game.roster_fingerprint
     observe: dict[str, bool] = {}
     for clip_id, fp in sorted(game.clips.items()):
         prev = old.clips.get(clip_id)
+        roster_retry = (
+            roster_changed
+            and prev is not None
+            and prev.stage == "roster"
+            and prev.status != ClipStatus.OK
+        )
         observe[clip_id] = (
             fit
             or prev is None
@@ -157,15 +168,18 @@ def plan_game(
             or prev.observe_hash != hashes.observe
             or (prev.status == ClipStatus.OK and clip_id not in game.observed)
             or (retry_failed and prev.status != ClipStatus.OK)
+            or (roster_retry and clip_id not in game.observed)
         )
     failed_before = {
         cid
         for cid, prev in old.clips.items()
-        if prev.status != ClipStatus.OK and not observe.get(cid)
+        if prev.status != ClipStatus.OK
+        and not observe.get(cid)
+        and not (roster_changed and prev.stage == "roster")
     }
     resolve_game = (
         any(observe.values())
-        or old.roster_fingerprint != game.roster_fingerprint
+        or roster_changed
         or any(
             prev.resolve_hash != hashes.resolve
             for cid, prev in old.clips.items()

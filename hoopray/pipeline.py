@@ -124,13 +124,47 @@ def configure_ray_data(settings: Settings) -> None:
     ctx.enable_operator_progress_bars = ctx.enable_progress_bars
 
 
-def _actor_pool(spec: Any) -> Any:
+def _actor_pool(spec: Any, in_flight: int | None = None) -> Any:
+    """An actor pool of ``spec`` actors (an int, or ``[min, max]`` to autoscale).
+
+    ``in_flight``: clips queued on one actor at once. One (the default of the GPU stages)
+    means a clip that kills its actor takes no queued clip down with it.
+    """
     from ray.data import ActorPoolStrategy
 
+    extra = {"max_tasks_in_flight_per_actor": int(in_flight)} if in_flight else {}
     if isinstance(spec, Sequence) and not isinstance(spec, str):
         low, high = (int(v) for v in spec)
-        return ActorPoolStrategy(min_size=low, max_size=high)
-    return ActorPoolStrategy(size=int(spec or 1))
+        return ActorPoolStrategy(min_size=low, max_size=high, **extra)
+    return ActorPoolStrategy(size=int(spec or 1), **extra)
+
+
+def _fault_args(stage_cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """Ray remote args for a GPU actor stage: a dead actor is restarted and its clip tried
+    again, at most ``max_task_retries`` times (a clip that kills its actor on every try
+    fails alone instead of looping for ever)."""
+    return {
+        "max_restarts": int(stage_cfg.get("max_restarts", -1)),
+        "max_task_retries": int(stage_cfg.get("max_task_retries", 2)),
+    }
+
+
+class _ToleratedErrors:
+    """Let a dataset drop up to ``n`` blocks whose task died for good (each block is one
+    clip: the driver turns the missing rows into failed status rows)."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __enter__(self) -> None:
+        from ray.data import DataContext
+
+        self.ctx = DataContext.get_current()
+        self.old = self.ctx.max_errored_blocks
+        self.ctx.max_errored_blocks = self.n
+
+    def __exit__(self, *exc: object) -> None:
+        self.ctx.max_errored_blocks = self.old
 
 
 def _task_pool(size: Any) -> Any:
@@ -432,8 +466,12 @@ def fit_team_model_group(batch: dict[str, np.ndarray], settings: Settings) -> di
                 "scale": cfg.scale,
             }
         )
-        roster = _roster_of(str(rows[0]["game_dir"]))
         naming = None
+        try:
+            roster = _roster_of(str(rows[0]["game_dir"]))
+        except Exception as err:  # the clips fail at stage "roster" in resolve
+            log.warning("%s: teams stay unnamed: %s", game_id, _reason(err))
+            roster = None
         if roster is not None:
             naming = teams.name_clusters(model, roster, override=cfg.override)
             naming.evidence["source"] = "colours"
@@ -480,6 +518,7 @@ class ObserveStage:
 
     def _one(self, row: dict[str, Any]) -> dict[str, Any]:
         from hoopray.observe import observe
+        from hoopray.video import check_complete
 
         started = time.perf_counter()
         clip = clip_ref(row)
@@ -487,11 +526,13 @@ class ObserveStage:
             delete_observations(self.settings.out_root, clip.game_id, clip.clip_id)
             team_model = self._team_model(clip.game_id)
             obs = observe(clip, self.models, team_model, self.cfg)
-            write_observations(self.settings.out_root, clip.game_id, clip.clip_id, obs)
             frames = int(obs.clip.column("frames")[0].as_py())
+            check_complete(clip.path, frames, stop=self.cfg.max_frames)
+            write_observations(self.settings.out_root, clip.game_id, clip.clip_id, obs)
         except Exception as err:
             log.warning("observe %s/%s failed: %s", clip.game_id, clip.clip_id, _reason(err))
             log.debug("%s", traceback.format_exc())
+            _discard(delete_observations, self.settings.out_root, clip.game_id, clip.clip_id)
             return status_row(
                 row,
                 status=ClipStatus.FAILED.value,
@@ -500,6 +541,14 @@ class ObserveStage:
                 seconds_observe=time.perf_counter() - started,
             )
         return status_row(row, frames=frames, seconds_observe=time.perf_counter() - started)
+
+
+def _discard(delete: Any, out_root: str, game_id: str, clip_id: str) -> None:
+    """Remove what a failed stage wrote for a clip, so no partial output stays visible."""
+    try:
+        delete(out_root, game_id, clip_id)
+    except Exception as err:
+        log.warning("cleaning up %s/%s failed: %s", game_id, clip_id, _reason(err))
 
 
 def delete_observations(out_root: str, game_id: str, clip_id: str) -> None:
@@ -591,6 +640,7 @@ def _refine_naming(
 
 
 RESOLVE_IN_KEYS = (*STATUS_KEYS, "game_dir", "prev_identities_hash")
+NO_ROSTER = "warning: no roster.yaml, so teams and players are not named"
 
 
 def resolve_game_group(batch: dict[str, np.ndarray], settings: Settings) -> dict[str, np.ndarray]:
@@ -618,6 +668,8 @@ def resolve_game_group(batch: dict[str, np.ndarray], settings: Settings) -> dict
             ],
             RESOLVE_IN_KEYS,
         )
+    if roster is None:
+        log.warning("%s: %s", game_id, NO_ROSTER)
     naming = load_naming(settings.out_root, game_id)
     observations: dict[str, Observations] = {}
     for row in rows:
@@ -659,15 +711,18 @@ def resolve_game_group(batch: dict[str, np.ndarray], settings: Settings) -> dict
                     getattr(ids, name),
                 )
             confirmed = sum(s == "confirmed" for s in ids.tracks.column("status").to_pylist())
+            warning = {"stage": "roster", "reason": NO_ROSTER} if roster is None else {}
             out.append(
                 {
                     **row,
+                    **warning,
                     "confirmed": confirmed,
                     "seconds_resolve": seconds,
                     "identities_hash": identities_hash(ids),
                 }
             )
         except Exception as err:
+            _discard(delete_identities, settings.out_root, game_id, row["clip_id"])
             out.append({**row, "status": "failed", "stage": "resolve", "reason": _reason(err)})
     return rows_batch(out, RESOLVE_IN_KEYS)
 
@@ -831,39 +886,65 @@ def _run_pass1(settings: Settings, clip_rows: list[dict[str, Any]]) -> dict[str,
     if not clip_rows:
         return {}
     ray_cfg = settings.ray.get("pass1", {})
-    ds = _dataset(clip_rows, (*CLIP_KEYS, "game_dir")).map_batches(
-        Pass1Sampler,
-        fn_constructor_kwargs={"settings": settings},
-        batch_size=1,
-        compute=_actor_pool(ray_cfg.get("actors", 1)),
-        num_gpus=float(ray_cfg.get("num_gpus", 0)),
-        num_cpus=float(ray_cfg.get("num_cpus", 1)),
-    )
-    games = len({r["game_id"] for r in clip_rows})
-    fitted = ds.groupby("game_id", num_partitions=games).map_groups(
-        fit_team_model_group, fn_kwargs={"settings": settings}, num_cpus=1
-    )
-    return {str(r["game_id"]): r for r in fitted.iter_rows()}
+    with _ToleratedErrors(len(clip_rows)):
+        ds = _dataset(clip_rows, (*CLIP_KEYS, "game_dir")).map_batches(
+            Pass1Sampler,
+            fn_constructor_kwargs={"settings": settings},
+            batch_size=1,
+            compute=_actor_pool(ray_cfg.get("actors", 1), ray_cfg.get("in_flight", 1)),
+            num_gpus=float(ray_cfg.get("num_gpus", 0)),
+            num_cpus=float(ray_cfg.get("num_cpus", 1)),
+            **_fault_args(ray_cfg),
+        )
+        games = len({r["game_id"] for r in clip_rows})
+        fitted = ds.groupby("game_id", num_partitions=games).map_groups(
+            fit_team_model_group, fn_kwargs={"settings": settings}, num_cpus=1
+        )
+        return {str(r["game_id"]): r for r in fitted.iter_rows()}
 
 
-def _run_observe(settings: Settings, clip_rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _run_observe(
+    settings: Settings, clip_rows: list[dict[str, Any]], checkpoint: _Checkpoint
+) -> list[dict[str, Any]]:
+    """Observe the clips; one status row per clip, in the order they finish.
+
+    A clip whose actor died on every try (a crash, the OOM killer) has no row from Ray
+    Data: it gets a failed row here.
+    """
     if not clip_rows:
         return []
     ray_cfg = settings.ray.get("observe", {})
-    ds = _dataset(clip_rows, CLIP_KEYS).map_batches(
-        ObserveStage,
-        fn_constructor_kwargs={"settings": settings},
-        batch_size=1,
-        compute=_actor_pool(ray_cfg.get("actors", 1)),
-        num_gpus=float(ray_cfg.get("num_gpus", 0)),
-        num_cpus=float(ray_cfg.get("num_cpus", 1)),
-    )
+    faults = _fault_args(ray_cfg)
     progress = _Progress("observed", len(clip_rows))
-    rows = []
-    for row in ds.iter_rows():
-        progress.step(row)
-        rows.append(dict(row))
-    return rows
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    with _ToleratedErrors(len(clip_rows)):
+        ds = _dataset(clip_rows, CLIP_KEYS).map_batches(
+            ObserveStage,
+            fn_constructor_kwargs={"settings": settings},
+            batch_size=1,
+            compute=_actor_pool(ray_cfg.get("actors", 1), ray_cfg.get("in_flight", 1)),
+            num_gpus=float(ray_cfg.get("num_gpus", 0)),
+            num_cpus=float(ray_cfg.get("num_cpus", 1)),
+            **faults,
+        )
+        for row in ds.iter_rows():
+            progress.step(row)
+            rows[(str(row["game_id"]), str(row["clip_id"]))] = dict(row)
+            checkpoint.observed(rows[(str(row["game_id"]), str(row["clip_id"]))])
+    for clip in clip_rows:
+        key = (str(clip["game_id"]), str(clip["clip_id"]))
+        if key not in rows:
+            reason = (
+                f"the observe worker died on every try ({faults['max_task_retries'] + 1}): "
+                "a crash or out of memory; see the Ray logs"
+            )
+            log.warning("observe %s/%s failed: %s", *key, reason)
+            _discard(delete_observations, settings.out_root, *key)
+            rows[key] = status_row(
+                clip, status=ClipStatus.FAILED.value, stage="observe", reason=reason
+            )
+            checkpoint.observed(rows[key])
+    return list(rows.values())
 
 
 def _run_resolve_render(settings: Settings, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -917,30 +998,62 @@ def write_status(out_root: str, row: Mapping[str, Any]) -> None:
     write_table(out_root, "status/clips", str(row["game_id"]), str(row["clip_id"]), table)
 
 
-def _stored_status(out_root: str, game_id: str, clip_id: str) -> dict[str, Any] | None:
+def _observed(out_root: str, game_id: str, clip_id: str) -> tuple[int, float]:
+    """(frames, observe seconds) of a clip observed by an earlier run."""
     from hoopray.store import read_table
 
-    table = read_table(out_root, "status/clips", game_id, clip_id)
-    return table.to_pylist()[0] if table.num_rows else None
+    table = read_table(out_root, "observations/clip", game_id, clip_id)
+    if not table.num_rows:
+        return 0, 0.0
+    row = table.to_pylist()[0]
+    return int(row["frames"] or 0), float(row["seconds"] or 0.0)
+
+
+GAME_ROW = "_game"
 
 
 def _discovery_failures(games: Sequence[GameInput]) -> list[dict[str, Any]]:
-    from hoopray.video import sanitise_id
+    """Failed status rows for what discovery left out.
+
+    A clip file gets a row under its id; when a usable clip already has that id (``a.mov``
+    beside ``a.mp4``) the row is named after the whole file name (``a.mov``). Problems of
+    the game folder itself (no usable clips, a folder that leaves the games root, a
+    colliding folder name) share one row with clip id :data:`GAME_ROW`. ``write`` says
+    whether the row can be stored without replacing another clip's row.
+    """
+    from hoopray.video import CLIP_SUFFIXES, sanitise_id
 
     rows = []
     for game in games:
         taken = {c.clip_id for c in game.clips}
+        folder: list[str] = []
         for name, reason in game.problems:
+            if Path(name).suffix.lower() not in CLIP_SUFFIXES:
+                folder.append(reason if name == Path(game.directory).name else f"{name}: {reason}")
+                continue
             clip_id = sanitise_id(Path(name).stem)
-            path = Path(game.directory) / name
+            if clip_id in taken:
+                clip_id = sanitise_id(name)
             clip = {
                 "game_id": game.game_id,
                 "clip_id": clip_id,
-                "path": str(path),
+                "path": str(Path(game.directory) / name),
                 "fingerprint": "",
             }
             row = status_row(clip, status=ClipStatus.FAILED.value, stage="discover", reason=reason)
-            row["write"] = clip_id not in taken and name != Path(game.directory).name
+            row["write"] = clip_id not in taken
+            taken.add(clip_id)
+            rows.append(row)
+        if folder:
+            clip = {
+                "game_id": game.game_id,
+                "clip_id": GAME_ROW,
+                "path": str(game.directory),
+                "fingerprint": "",
+            }
+            reason = "; ".join(folder)
+            row = status_row(clip, status=ClipStatus.FAILED.value, stage="discover", reason=reason)
+            row["write"] = GAME_ROW not in taken
             rows.append(row)
     return rows
 
@@ -978,9 +1091,11 @@ def execute(settings: Settings, run: RunInputs) -> RunSummary:
         if p.fit_teams
         for c in games[p.game_id].clips
     ]
+    checkpoint = _Checkpoint(run, settings)
     t = time.perf_counter()
     fits = _run_pass1(settings, pass1_rows)
     stage_seconds["teams"] = time.perf_counter() - t
+    checkpoint.teams_fitted(sorted({r["game_id"] for r in pass1_rows}), fits)
     for game_id, fit in fits.items():
         if fit["status"] != ClipStatus.OK:
             log.warning("%s: no team model (%s); teams stay unknown", game_id, fit["reason"])
@@ -996,7 +1111,7 @@ def execute(settings: Settings, run: RunInputs) -> RunSummary:
             elif cp.resolve or cp.render:
                 carried.append(status_row(row) | {"game_dir": row["game_dir"]})
     t = time.perf_counter()
-    observed = _run_observe(settings, observe_rows)
+    observed = _run_observe(settings, observe_rows, checkpoint)
     stage_seconds["observe"] = time.perf_counter() - t
 
     game_dirs = {r["game_id"]: r["game_dir"] for r in observe_rows}
@@ -1012,9 +1127,9 @@ def execute(settings: Settings, run: RunInputs) -> RunSummary:
         same_render = old is not None and old.render_hash == run.hashes.render
         row["prev_identities_hash"] = old.identities_hash if same_render and old else ""
         if not cp.observe:
-            stored = _stored_status(out_root, row["game_id"], row["clip_id"])
-            row["frames"] = int(stored["frames"] or 0) if stored else 0
-            row["seconds_observe"] = float(stored["seconds_observe"] or 0) if stored else 0.0
+            row["frames"], row["seconds_observe"] = _observed(
+                out_root, row["game_id"], row["clip_id"]
+            )
     t = time.perf_counter()
     finished = _run_resolve_render(settings, to_resolve)
     stage_seconds["resolve+render"] = time.perf_counter() - t
@@ -1032,6 +1147,59 @@ def execute(settings: Settings, run: RunInputs) -> RunSummary:
     _write_reports(out_root, sorted({r["game_id"] for r in results} | set(fits)), stage_seconds)
     stage_seconds["report"] = time.perf_counter() - t
     return summarise(results + discovery, stage_seconds, time.perf_counter() - started)
+
+
+class _Checkpoint:
+    """Records finished work in the manifest while a run goes on.
+
+    A job killed mid-run leaves a manifest that knows which team models were fitted and
+    which clips were observed, and with what config, so its rerun observes only the
+    rest. Saves are at most one per ``output.checkpoint_seconds`` (default 10), plus one
+    after pass 1; the final manifest is written by :func:`_update_manifest`.
+    """
+
+    def __init__(self, run: RunInputs, settings: Settings) -> None:
+        self.run = run
+        self.out_root = Path(settings.out_root)
+        self.interval = float(settings.output.get("checkpoint_seconds", 10.0))
+        self.last = time.monotonic()
+        self.dirty = False
+
+    def teams_fitted(self, game_ids: Sequence[str], fits: Mapping[str, Mapping[str, Any]]) -> None:
+        """Pass 1 ran for ``game_ids``: their clips' observations are stale until redone."""
+        games = {g.game_id: g for g in self.run.games}
+        for game_id in game_ids:
+            entry = self.run.manifest.games.setdefault(game_id, mf.GameEntry())
+            entry.clips_key = mf.clips_key({c.clip_id: c.fingerprint for c in games[game_id].clips})
+            entry.team_hash = self.run.hashes.team
+            fit = fits.get(game_id)
+            entry.team_failed = fit is None or fit["status"] != ClipStatus.OK
+            for clip in entry.clips.values():
+                clip.observe_hash = ""
+        self.save(force=True)
+
+    def observed(self, row: Mapping[str, Any]) -> None:
+        """A clip was observed: not resolved yet (the render of its last identities, if
+        any, stays on record so that an unchanged result is not rendered again)."""
+        entry = self.run.manifest.games.setdefault(str(row["game_id"]), mf.GameEntry())
+        old = entry.clips.get(str(row["clip_id"]))
+        entry.clips[str(row["clip_id"])] = mf.ClipEntry(
+            fingerprint=str(row["fingerprint"]),
+            status=str(row["status"]),
+            stage=str(row["stage"]) or None,
+            reason=str(row["reason"]) or None,
+            observe_hash=self.run.hashes.observe,
+            render_hash=old.render_hash if old else "",
+            identities_hash=old.identities_hash if old else "",
+        )
+        self.dirty = True
+        self.save()
+
+    def save(self, force: bool = False) -> None:
+        if force or (self.dirty and time.monotonic() - self.last >= self.interval):
+            mf.save(self.out_root, self.run.manifest)
+            self.last = time.monotonic()
+            self.dirty = False
 
 
 def _update_manifest(run: RunInputs, results: list[dict[str, Any]], settings: Settings) -> None:

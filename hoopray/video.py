@@ -199,6 +199,33 @@ def iter_frames(
             raise VideoError(f"{path}: no decodable video frames")
 
 
+def check_complete(path: str | Path, decoded: int, stop: int | None = None) -> None:
+    """Refuse a clip that decoded fewer frames than its container declares.
+
+    :func:`iter_frames` ends quietly (with a logged warning) where a stream breaks; a
+    caller that needs the whole clip checks the count it got here. One frame, or 1% of
+    the clip, may go missing (edit lists can hide a frame); a container that declares no
+    count (Matroska) passes.
+
+    Args:
+        path: the clip.
+        decoded: how many frames were decoded.
+        stop: the ``stop`` given to :func:`iter_frames`, if any.
+
+    Raises:
+        VideoError: the clip looks truncated or corrupt.
+    """
+    declared = probe(path).frames
+    if declared is None:
+        return
+    expected = declared if stop is None else min(declared, stop)
+    if expected - decoded > max(1, expected // 100):
+        raise VideoError(
+            f"{path}: truncated or corrupt: decoded {decoded} of the {expected} frames "
+            "its header declares"
+        )
+
+
 # --------------------------------------------------------------------------- encoding
 
 
