@@ -270,6 +270,17 @@ def video_path(out_root: str | Path, game_id: str, clip_id: str) -> Path:
     return safe_join(game_dir(out_root, game_id), VIDEOS_DIR, f"{check_id(clip_id)}.mp4")
 
 
+def _keep_roster_copy(out_root: Path, game_id: str, game_dir: Path) -> None:
+    """Copy the roster the identities were resolved with into ``<out>/<game>/roster.yaml``,
+    so the report and later sweeps see the same roster even if the archive moves."""
+    from hoopray.store import atomic_write_bytes
+    from hoopray.store import game_dir as output_game_dir
+
+    atomic_write_bytes(
+        output_game_dir(out_root, game_id) / "roster.yaml", (game_dir / "roster.yaml").read_bytes()
+    )
+
+
 def _roster_of(game_dir: str) -> Any:
     """The game's roster, or None when it has none (a bad roster raises RosterError)."""
     from hoopray.roster import load_roster
@@ -670,6 +681,8 @@ def resolve_game_group(batch: dict[str, np.ndarray], settings: Settings) -> dict
         )
     if roster is None:
         log.warning("%s: %s", game_id, NO_ROSTER)
+    else:
+        _keep_roster_copy(settings.out_root, game_id, Path(str(rows[0]["game_dir"])))
     naming = load_naming(settings.out_root, game_id)
     observations: dict[str, Observations] = {}
     for row in rows:

@@ -104,6 +104,8 @@ def test_two_games_end_to_end(first_run: dict, inputs: dict[str, Path]) -> None:
         assert (teams / "model.npz").is_file()
         naming = json.loads((teams / "naming.json").read_text())
         assert set(naming["cluster_to_team"]) == {"0", "1"}
+        roster_copy = out / game_id / "roster.yaml"
+        assert roster_copy.read_bytes() == (inputs["games"] / game_id / "roster.yaml").read_bytes()
         for clip_id in ("clip-01", "clip-02"):
             for name in ("observations/tracks", "observations/clip", "identities/frames"):
                 assert store.table_path(out, name, game_id, clip_id).is_file(), name
