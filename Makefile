@@ -19,8 +19,10 @@ run: $(STAMP)
 smoke: $(STAMP)
 	$(PY) jobs/process_games.py +experiment=smoke $(ARGS)
 
+# pytest's exit code 5 means no test was collected: that is a failure too.
 test: $(STAMP)
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; fi; exit $$rc
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
