@@ -10,39 +10,18 @@ when its clips change. With nothing new it starts no Ray and exits 0. Every run 
 
 from __future__ import annotations
 
-import logging
 import sys
-from pathlib import Path
 
 import hydra
+from _entry import run
 from omegaconf import DictConfig
 
 EXIT = {"code": 0}
 
 
-def start_ray(**kwargs: object) -> None:
-    import ray
-
-    ray.init(**kwargs)
-
-
-def _hydra_dir() -> Path | None:
-    from hydra.core.hydra_config import HydraConfig
-
-    return Path(HydraConfig.get().runtime.output_dir) if HydraConfig.initialized() else None
-
-
-def run(cfg: DictConfig) -> int:
-    """Process what changed since the last run; returns the exit code."""
-    from hoopray.pipeline import run_job
-
-    return run_job(cfg, incremental=True, start_ray=start_ray, hydra_dir=_hydra_dir())
-
-
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> int:
-    logging.getLogger("hoopray").setLevel(logging.INFO)
-    EXIT["code"] = run(cfg)
+    EXIT["code"] = run(cfg, incremental=True)
     return EXIT["code"]
 
 
