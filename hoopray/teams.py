@@ -613,6 +613,50 @@ def _pca(values: np.ndarray, seed: int, n_components: int) -> np.ndarray:
     return out
 
 
+def fit_sample(
+    sample: CropSample,
+    embeddings: np.ndarray,
+    cfg: TeamsConfig,
+    game_id: str,
+    clip_ids: Sequence[str],
+) -> TeamModel:
+    """Fit a game's :class:`TeamModel` on its crop sample and their embeddings.
+
+    The model's ``cluster_lab`` (dominant colours) and ``meta`` (game, clips, crop counts,
+    problems) are filled in.
+
+    Raises:
+        TeamModelError: fewer than 2 player crops.
+    """
+    if len(sample) < 2:
+        raise TeamModelError(
+            f"game {game_id!r}: {len(sample)} player crops in {len(clip_ids)} clips "
+            f"({sample.frames_sampled} frames sampled); a team model needs at least 2"
+        )
+    model = fit_team_model(
+        embeddings,
+        seed=cfg.seed,
+        n_components=cfg.umap_components,
+        n_neighbors=cfg.umap_neighbors,
+        min_dist=cfg.umap_min_dist,
+        n_init=cfg.kmeans_n_init,
+        knn_k=cfg.knn_k,
+    )
+    model.cluster_lab = cluster_colours(sample.crops, model.labels)
+    model.meta.update(
+        {
+            "game_id": game_id,
+            "clips": list(clip_ids),
+            "frames_sampled": sample.frames_sampled,
+            "players_seen": sample.players_seen,
+            "problems": [list(p) for p in sample.problems],
+            "stride_seconds": cfg.stride_seconds,
+            "scale": cfg.scale,
+        }
+    )
+    return model
+
+
 def fit_game(
     clips: Sequence[ClipRef], models: Models, cfg: TeamsConfig | None = None
 ) -> tuple[TeamModel, CropSample]:
@@ -638,35 +682,10 @@ def fit_game(
         batch_size=cfg.detect_batch,
         seed=cfg.seed,
     )
-    game = clips[0].game_id if clips else ""
-    if len(sample) < 2:
-        raise TeamModelError(
-            f"game {game!r}: {len(sample)} player crops in {len(clips)} clips "
-            f"({sample.frames_sampled} frames sampled); a team model needs at least 2"
-        )
     embeddings = embed_crops(models.embedder, sample.crops, cfg.embed_batch)
-    model = fit_team_model(
-        embeddings,
-        seed=cfg.seed,
-        n_components=cfg.umap_components,
-        n_neighbors=cfg.umap_neighbors,
-        min_dist=cfg.umap_min_dist,
-        n_init=cfg.kmeans_n_init,
-        knn_k=cfg.knn_k,
-    )
-    model.cluster_lab = cluster_colours(sample.crops, model.labels)
-    model.meta.update(
-        {
-            "game_id": game,
-            "clips": [clip.clip_id for clip in clips],
-            "frames_sampled": sample.frames_sampled,
-            "players_seen": sample.players_seen,
-            "problems": [list(p) for p in sample.problems],
-            "stride_seconds": cfg.stride_seconds,
-            "scale": cfg.scale,
-            "embedder": type(models.embedder).__name__,
-        }
-    )
+    game = clips[0].game_id if clips else ""
+    model = fit_sample(sample, embeddings, cfg, game, [clip.clip_id for clip in clips])
+    model.meta["embedder"] = type(models.embedder).__name__
     return model, sample
 
 
