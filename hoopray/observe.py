@@ -36,14 +36,20 @@ read every number on every read frame). Likewise a sweep of ``min_read_confidenc
 turn some of the early-stopping reads into unreadable ones; the early stop does not look at
 confidences.
 
-Memory stays bounded by one frame, the live masks and the recorded rows (numbers and short
-RLE strings, packed into Arrow record batches as they accumulate).
+Rows are packed into Arrow record batches of at most 4,096 rows or about 8 MiB of text
+(RLE strings) as they accumulate. Without a sink, :func:`observe` keeps those batches and
+returns whole tables, so its memory grows with the clip's rows (a few KiB per frame with
+real masks). With a ``sink`` (the pipeline's path: :func:`hoopray.pipeline.observe_to_store`
+streams them into the store's Parquet writers) each full batch is handed over and
+dropped, so memory is bounded by one frame, the live masks, the tracker's state and one
+batch per table, whatever the clip's length.
 """
 
 from __future__ import annotations
 
+import functools
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -70,6 +76,14 @@ if TYPE_CHECKING:
     from hoopray.teams import TeamModel
 
 _CLASS_MATCH_IOU = 0.5
+_CHUNK_ROWS = 4096
+_CHUNK_TEXT_BYTES = 8 * 2**20
+
+RowSink = Callable[[str, pa.RecordBatch], None]
+"""Receives each full record batch of a streamed table, e.g. ``sink("tracks", batch)``."""
+
+STREAMED_TABLES = ("tracks", "reads", "team_votes")
+"""The observation tables whose rows go to the sink (``clip`` is one row, returned)."""
 
 
 @dataclass(frozen=True)
@@ -127,12 +141,27 @@ class ObserveConfig:
 
 
 class _TableBuilder:
-    """Accumulates rows column-wise and packs them into Arrow record batches as it goes."""
+    """Accumulates rows column-wise and packs them into Arrow record batches as it goes.
 
-    def __init__(self, schema: pa.Schema, chunk_rows: int = 4096) -> None:
+    A batch is packed once it holds ``chunk_rows`` rows or ``chunk_text_bytes`` characters
+    of strings. Without a ``sink`` the batches are kept for :meth:`table`; with one, each
+    is handed to it and dropped, and :meth:`table` returns an empty table.
+    """
+
+    def __init__(
+        self,
+        schema: pa.Schema,
+        chunk_rows: int = _CHUNK_ROWS,
+        chunk_text_bytes: int = _CHUNK_TEXT_BYTES,
+        sink: Callable[[pa.RecordBatch], None] | None = None,
+    ) -> None:
         self.schema = schema
         self.chunk_rows = chunk_rows
+        self.chunk_text_bytes = chunk_text_bytes
+        self.sink = sink
         self._columns: dict[str, list[object]] = {name: [] for name in schema.names}
+        self._text_columns = [f.name for f in schema if pa.types.is_string(f.type)]
+        self._text_bytes = 0
         self._batches: list[pa.RecordBatch] = []
         self.rows = 0
 
@@ -143,13 +172,27 @@ class _TableBuilder:
         for name, values in columns.items():
             self._columns[name].extend(values)
         self.rows += lengths.pop()
-        if len(self._columns[self.schema.names[0]]) >= self.chunk_rows:
+        self._text_bytes += sum(
+            len(v)  # type: ignore[arg-type]
+            for name in self._text_columns
+            for v in columns[name]
+            if v is not None
+        )
+        if (
+            len(self._columns[self.schema.names[0]]) >= self.chunk_rows
+            or self._text_bytes >= self.chunk_text_bytes
+        ):
             self._flush()
 
     def _flush(self) -> None:
         if self._columns[self.schema.names[0]]:
-            self._batches.append(pa.RecordBatch.from_pydict(self._columns, schema=self.schema))
+            batch = pa.RecordBatch.from_pydict(self._columns, schema=self.schema)
             self._columns = {name: [] for name in self.schema.names}
+            self._text_bytes = 0
+            if self.sink is None:
+                self._batches.append(batch)
+            else:
+                self.sink(batch)
 
     def table(self) -> pa.Table:
         self._flush()
@@ -243,13 +286,27 @@ def _check_models(models: Models, team_model: TeamModel | None) -> None:
 class _ClipObserver:
     """State of one clip's observation; :func:`observe` drives it frame by frame."""
 
-    def __init__(self, models: Models, team_model: TeamModel | None, cfg: ObserveConfig):
+    def __init__(
+        self,
+        models: Models,
+        team_model: TeamModel | None,
+        cfg: ObserveConfig,
+        sink: RowSink | None = None,
+    ):
         self.models = models
         self.team_model = team_model
         self.cfg = cfg
-        self.tracks = _TableBuilder(OBS_TRACKS)
-        self.reads = _TableBuilder(OBS_READS)
-        self.team_votes = _TableBuilder(OBS_TEAM_VOTES)
+        self.tracks, self.reads, self.team_votes = (
+            _TableBuilder(
+                schema,
+                _CHUNK_ROWS,
+                _CHUNK_TEXT_BYTES,
+                None if sink is None else functools.partial(sink, name),
+            )
+            for name, schema in zip(
+                STREAMED_TABLES, (OBS_TRACKS, OBS_READS, OBS_TEAM_VOTES), strict=True
+            )
+        )
         self.early_stop = _EarlyStop(cfg.skip_confirmed_reads, cfg.skip_min_ios)
         self.last_team_frame: dict[int, int] = {}
         self.tracker: Tracker | None = None
@@ -483,7 +540,12 @@ class _ClipObserver:
 
 
 def observe(
-    clip: ClipRef, models: Models, team_model: TeamModel | None, cfg: ObserveConfig
+    clip: ClipRef,
+    models: Models,
+    team_model: TeamModel | None,
+    cfg: ObserveConfig,
+    *,
+    sink: RowSink | None = None,
 ) -> Observations:
     """Run the models over one clip and record what they see.
 
@@ -493,11 +555,17 @@ def observe(
             ``team_model`` is given.
         team_model: the game's fitted team model, or None to record no team evidence.
         cfg: strides, padding and early stop.
+        sink: where the rows of :data:`STREAMED_TABLES` go as they are produced, one record
+            batch at a time (``sink(name, batch)``, in row order; the schemas are those of
+            ``observations/<name>``; a table without rows gets no call). None keeps
+            them and returns them as tables.
 
     Returns:
         Observations with the ``observations/tracks``, ``reads``, ``team_votes`` and
         ``clip`` tables; ``extra`` holds counters (detector and reader calls, numbers
-        seen, skipped by the early stop, or overlapping no track).
+        seen, skipped by the early stop, or overlapping no track) and ``rows``, the row
+        count of each streamed table. With a ``sink``, ``tracks``, ``reads`` and
+        ``team_votes`` are empty tables of their schemas: their rows went to the sink.
 
     Raises:
         hoopray.video.VideoError: the clip cannot be opened or no frame decodes.
@@ -508,7 +576,7 @@ def observe(
     _check_models(models, team_model)
     started = time.perf_counter()
     info = probe(clip.path)
-    observer = _ClipObserver(models, team_model, cfg)
+    observer = _ClipObserver(models, team_model, cfg, sink)
     try:
         for index, frame in iter_frames(clip.path, stop=cfg.max_frames):
             observer.frame(index, frame)
@@ -516,6 +584,10 @@ def observe(
         observer.close()
     if observer.frames == 0 or observer.size is None:
         raise VideoError(f"no frame could be decoded from {clip.path}")
+    tables = {
+        name: check_schema(f"observations/{name}", getattr(observer, name).table())
+        for name in STREAMED_TABLES
+    }
     width, height = observer.size
     counts = observer.counts
     clip_table = pa.table(
@@ -533,10 +605,9 @@ def observe(
         },
         schema=OBS_CLIP,
     )
+    rows = {name: getattr(observer, name).rows for name in STREAMED_TABLES}
     return Observations(
-        tracks=check_schema("observations/tracks", observer.tracks.table()),
-        reads=check_schema("observations/reads", observer.reads.table()),
-        team_votes=check_schema("observations/team_votes", observer.team_votes.table()),
+        **tables,
         clip=check_schema("observations/clip", clip_table),
-        extra={**counts, "tracks": len(observer.track_ids)},
+        extra={**counts, "tracks": len(observer.track_ids), "rows": rows},
     )

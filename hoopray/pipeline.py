@@ -451,32 +451,8 @@ def fit_team_model_group(batch: dict[str, np.ndarray], settings: Settings) -> di
         _clear_team_outputs(directory)
         sample, embeddings = gather_crops(rows, cfg.max_crops, cfg.seed)
         result["crops"] = len(sample)
-        if len(sample) < 2:
-            raise teams.TeamModelError(
-                f"{len(sample)} player crops in {len(rows)} clips "
-                f"({sample.frames_sampled} frames sampled); a team model needs at least 2"
-            )
-        model = teams.fit_team_model(
-            embeddings,
-            seed=cfg.seed,
-            n_components=cfg.umap_components,
-            n_neighbors=cfg.umap_neighbors,
-            min_dist=cfg.umap_min_dist,
-            n_init=cfg.kmeans_n_init,
-            knn_k=cfg.knn_k,
-        )
-        model.cluster_lab = teams.cluster_colours(sample.crops, model.labels)
-        model.meta.update(
-            {
-                "game_id": game_id,
-                "clips": sorted(str(r["clip_id"]) for r in rows),
-                "frames_sampled": sample.frames_sampled,
-                "players_seen": sample.players_seen,
-                "problems": [list(p) for p in sample.problems],
-                "stride_seconds": cfg.stride_seconds,
-                "scale": cfg.scale,
-            }
-        )
+        clip_ids = sorted(str(r["clip_id"]) for r in rows)
+        model = teams.fit_sample(sample, embeddings, cfg, game_id, clip_ids)
         naming = None
         try:
             roster = _roster_of(str(rows[0]["game_dir"]))
@@ -528,18 +504,13 @@ class ObserveStage:
         return self._team_models[game_id]
 
     def _one(self, row: dict[str, Any]) -> dict[str, Any]:
-        from hoopray.observe import observe
-        from hoopray.video import check_complete
-
         started = time.perf_counter()
         clip = clip_ref(row)
         try:
             delete_observations(self.settings.out_root, clip.game_id, clip.clip_id)
             team_model = self._team_model(clip.game_id)
-            obs = observe(clip, self.models, team_model, self.cfg)
+            obs = observe_to_store(self.settings.out_root, clip, self.models, team_model, self.cfg)
             frames = int(obs.clip.column("frames")[0].as_py())
-            check_complete(clip.path, frames, stop=self.cfg.max_frames)
-            write_observations(self.settings.out_root, clip.game_id, clip.clip_id, obs)
         except Exception as err:
             log.warning("observe %s/%s failed: %s", clip.game_id, clip.clip_id, _reason(err))
             log.debug("%s", traceback.format_exc())
@@ -576,6 +547,46 @@ def delete_identities(out_root: str, game_id: str, clip_id: str) -> None:
 
     for name in IDENTITY_TABLES:
         delete_partition(out_root, f"identities/{name}", game_id, clip_id)
+
+
+def observe_to_store(
+    out_root: str | Path, clip: ClipRef, models: Any, team_model: Any, cfg: Any
+) -> Observations:
+    """Observe a clip straight into its observation partitions (the production path).
+
+    Rows of ``tracks``, ``reads`` and ``team_votes`` stream into the store's writers as
+    observe produces them (:func:`hoopray.store.open_table_writer`), so memory does not
+    grow with the clip. The three files become visible only once observe finished and
+    the clip passed :func:`hoopray.video.check_complete`; ``clip`` is written last, so its
+    presence marks completion. On an error nothing new is left visible by the writers;
+    a caller that must not keep half of the four tables removes them
+    (:func:`delete_observations`), as :class:`ObserveStage` does.
+
+    Returns:
+        observe's result: the ``clip`` table and counters; the streamed tables are empty
+        (read them back with :func:`read_observations`).
+    """
+    from contextlib import ExitStack
+
+    from hoopray.observe import STREAMED_TABLES, observe
+    from hoopray.store import open_table_writer, write_table
+    from hoopray.video import check_complete
+
+    with ExitStack() as stack:
+        writers = {
+            name: stack.enter_context(
+                open_table_writer(out_root, f"observations/{name}", clip.game_id, clip.clip_id)
+            )
+            for name in STREAMED_TABLES
+        }
+
+        def sink(name: str, batch: pa.RecordBatch) -> None:
+            writers[name].write(batch)
+
+        obs = observe(clip, models, team_model, cfg, sink=sink)
+        check_complete(clip.path, int(obs.clip.column("frames")[0].as_py()), stop=cfg.max_frames)
+    write_table(out_root, "observations/clip", clip.game_id, clip.clip_id, obs.clip)
+    return obs
 
 
 def write_observations(out_root: str, game_id: str, clip_id: str, obs: Observations) -> None:

@@ -20,6 +20,7 @@ so globs such as ``**/*.parquet`` never pick them up.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import uuid
@@ -127,6 +128,9 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+_TMP_SUFFIX = ".tmp"
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it over ``path`` if the block succeeds.
@@ -136,7 +140,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.with_name(f".{final.name}.{uuid.uuid4().hex}.tmp")
+    tmp = final.with_name(f".{final.name}.{uuid.uuid4().hex}{_TMP_SUFFIX}")
     try:
         yield tmp
         with open(tmp, "rb+") as handle:
@@ -160,6 +164,58 @@ def atomic_write_text(path: str | os.PathLike[str], text: str, encoding: str = "
     return atomic_write_bytes(path, text.encode(encoding))
 
 
+class TableWriter:
+    """Appends checked rows to one open partition file; see :func:`open_table_writer`."""
+
+    def __init__(self, name: str, writer: pq.ParquetWriter, path: Path) -> None:
+        self.name = name
+        self.path = path
+        self.rows = 0
+        self._writer = writer
+
+    def write(self, data: pa.RecordBatch | pa.Table) -> None:
+        """Check ``data`` against the table's schema and append it (one row group or more).
+
+        Raises:
+            ValueError: ``data`` does not fit the schema (nothing of it is written).
+        """
+        table = pa.Table.from_batches([data]) if isinstance(data, pa.RecordBatch) else data
+        checked = types.check_schema(self.name, table)
+        self._writer.write_table(checked)
+        self.rows += checked.num_rows
+
+
+@contextmanager
+def open_table_writer(
+    out_root: str | os.PathLike[str], name: str, game_id: str, clip_id: str
+) -> Iterator[TableWriter]:
+    """Stream a partition of ``name`` batch by batch, with the guarantees of :func:`write_table`.
+
+    The rows go to a hidden temporary Parquet file in the partition directory; when the
+    block ends normally the file is closed and renamed over ``part-0.parquet`` (replacing an
+    existing partition as a whole; a block that wrote nothing gives an empty file with the
+    schema). When the block raises, the temporary file is removed, the old partition (if
+    any) stays as it was, and directories created for the partition are removed again.
+    Memory holds one row group at a time, not the table.
+
+    Raises:
+        ValueError: unknown table or invalid id (before anything is created), or a batch
+            that does not fit the schema (from :meth:`TableWriter.write`).
+    """
+    schema = types.SCHEMAS[_check_name(name)]
+    path = table_path(out_root, name, game_id, clip_id)
+    try:
+        with atomic_path(path) as tmp:
+            writer = pq.ParquetWriter(tmp, schema, compression="zstd")
+            try:
+                yield TableWriter(name, writer, path)
+            finally:
+                writer.close()
+    except BaseException:
+        _remove_empty_dirs(path)
+        raise
+
+
 def write_table(
     out_root: str | os.PathLike[str], name: str, game_id: str, clip_id: str, table: pa.Table
 ) -> Path:
@@ -174,10 +230,9 @@ def write_table(
         ValueError: unknown table, invalid id, or a table that does not fit the schema.
     """
     checked = types.check_schema(_check_name(name), table)
-    path = table_path(out_root, name, game_id, clip_id)
-    with atomic_path(path) as tmp:
-        pq.write_table(checked, tmp, compression="zstd")
-    return path
+    with open_table_writer(out_root, name, game_id, clip_id) as writer:
+        writer.write(checked)
+    return writer.path
 
 
 def list_partitions(out_root: str | os.PathLike[str], name: str) -> list[tuple[str, str]]:
@@ -236,7 +291,11 @@ def read_table(
 def delete_partition(
     out_root: str | os.PathLike[str], name: str, game_id: str, clip_id: str
 ) -> bool:
-    """Remove one partition (for reruns); empty parent directories go too.
+    """Remove one partition (for reruns); its clip directory goes too when empty.
+
+    Temporary files of the partition that a process killed mid-write left behind (a
+    streaming writer holds one for a whole clip) are removed as well, so call this only
+    when no writer of the partition is running.
 
     Returns:
         Whether a file was removed.
@@ -244,9 +303,18 @@ def delete_partition(
     path = table_path(out_root, name, game_id, clip_id)
     existed = path.is_file()
     path.unlink(missing_ok=True)
-    for directory in (path.parent, path.parent.parent):
-        try:
-            directory.rmdir()
-        except OSError:
-            break
+    if path.parent.is_dir():
+        for stale in path.parent.glob(f".{path.name}.*{_TMP_SUFFIX}"):
+            stale.unlink(missing_ok=True)
+    _remove_empty_dirs(path)
     return existed
+
+
+def _remove_empty_dirs(path: Path) -> None:
+    """Remove the clip directory above a partition file if it is empty.
+
+    The game directory above it stays: other workers write other clips of the same game
+    at the same time, and removing it could pull the floor from under one of them.
+    """
+    with contextlib.suppress(OSError):
+        path.parent.rmdir()

@@ -16,7 +16,6 @@ import sys
 import time
 from pathlib import Path
 
-import pyarrow as pa
 import pytest
 from omegaconf import DictConfig
 
@@ -93,7 +92,7 @@ def test_killed_observe_actor_is_retried_and_a_poison_clip_fails_alone(
         "+models.tracker.crash_frame=6",
         f"+models.tracker.marker={killed}",
         "+models.tracker.poison=p/clip-02",
-        "+ray.observe.max_task_retries=1",
+        "++ray.observe.max_task_retries=1",
     )
     assert _run(faulty) == 1
     assert killed.read_text() == "killed at frame 6\n"  # the actor did die mid-clip
@@ -130,7 +129,7 @@ def _job(out: Path, games: Path, labels: Path, marker: Path, hydra_dir: Path) ->
         FAULTY,
         f"+models.tracker.marker={marker}",
         "+models.tracker.pause_env=HOOPRAY_TEST_PAUSE_AFTER",
-        "+output.checkpoint_seconds=0",
+        "++output.checkpoint_seconds=0",
         "observe.read_stride=2",
         "teams.umap_neighbors=500",
         "ray.num_cpus=2",
@@ -212,20 +211,24 @@ def test_job_killed_mid_game_reruns_only_the_rest(ray_local, tmp_path: Path) -> 
 
 
 def _failing_write(monkeypatch: pytest.MonkeyPatch, table: str, clip_id: str) -> list[Path]:
-    """Writes of ``table`` for ``clip_id`` put half a file down, then hit a full disk."""
-    real = store.pq.write_table
+    """Writes of ``table`` for ``clip_id`` put half a file down, then hit a full disk (when
+    the store's Parquet writer closes its file, which every table write goes through)."""
     attempts: list[Path] = []
 
-    def write_table(data: pa.Table, where: object, *args: object, **kwargs: object) -> None:
-        path = Path(str(where))
-        if f"/{table}/" in path.as_posix() and f"clip_id={clip_id}/" in path.as_posix():
-            attempts.append(path)
-            real(data, where, *args, **kwargs)
-            path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
-            raise OSError(errno.ENOSPC, "No space left on device")
-        real(data, where, *args, **kwargs)
+    class FailingWriter(store.pq.ParquetWriter):  # type: ignore[misc,name-defined]
+        def __init__(self, where: object, *args: object, **kwargs: object) -> None:
+            self.target = Path(str(where))
+            super().__init__(where, *args, **kwargs)
 
-    monkeypatch.setattr(store.pq, "write_table", write_table)
+        def close(self) -> None:
+            super().close()
+            path = self.target.as_posix()
+            if f"/{table}/" in path and f"clip_id={clip_id}/" in path:
+                attempts.append(self.target)
+                self.target.write_bytes(self.target.read_bytes()[: self.target.stat().st_size // 2])
+                raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(store.pq, "ParquetWriter", FailingWriter)
     return attempts
 
 

@@ -1,11 +1,12 @@
 """A long synthetic clip under observe keeps a flat memory profile (issues 7 and 8).
 
-observe runs in a fresh process on a 900-frame clip with the ground-truth replay doubles;
-a wrapper around the detector samples the process's resident set size (VmRSS) at every
-detector call (every 5th frame). The RSS reached by the end of the second half of the clip
-may exceed the first half's by a few MiB only: the rows observe records grow, the frames
-and masks it handles must not. A control run whose detector keeps every frame it sees
-shows that the probe catches a leak of that size.
+observe runs in a fresh process on a 900-frame clip with the ground-truth replay doubles,
+on the production path (:func:`hoopray.pipeline.observe_to_store`: rows stream into the
+store's Parquet writers); a wrapper around the detector samples the process's resident set
+size (VmRSS) at every detector call (every 5th frame). The RSS reached by the end of the
+second half of the clip may exceed the first half's by a few MiB only: neither the
+recorded rows nor the frames and masks observe handles may accumulate. A control run whose
+detector keeps every frame it sees shows that the probe catches a leak of that size.
 
 The benchmark with the tiny models and a 3,000-frame clip is ``benchmarks/memory.py``.
 """
@@ -54,15 +55,17 @@ def observe_sampled(spec: dict) -> list[tuple[int, float]]:
     """Child side: observe the clip with the replay doubles and return the RSS samples."""
     from hoopray.models.base import Models
     from hoopray.models.replay import ReplayWorld
-    from hoopray.observe import ObserveConfig, observe
+    from hoopray.observe import ObserveConfig
+    from hoopray.pipeline import observe_to_store
     from hoopray.types import ClipRef
 
     world = ReplayWorld(spec["labels"])
     detector = SamplingDetector(world.detector(), spec["leak"])
     models = Models(detector=detector, tracking=world.tracking(), reader=world.reader())
     clip = ClipRef(spec["game_id"], spec["clip_id"], Path(spec["clip"]), "memory-test")
-    obs = observe(clip, models, None, ObserveConfig())
+    obs = observe_to_store(spec["out"], clip, models, None, ObserveConfig())
     assert obs.clip.column("frames")[0].as_py() == FRAMES
+    assert obs.extra["rows"]["tracks"] > 0
     return detector.samples
 
 
@@ -124,8 +127,8 @@ def test_half_growth_needs_samples(samples: list[tuple[int, float]]) -> None:
 
 @pytest.mark.reliability
 @pytest.mark.slow
-def test_observe_memory_stays_flat_on_a_long_clip(long_clip: dict) -> None:
-    samples = run_child(dict(long_clip, leak=False))
+def test_observe_memory_stays_flat_on_a_long_clip(long_clip: dict, tmp_path: Path) -> None:
+    samples = run_child(dict(long_clip, leak=False, out=str(tmp_path / "out")))
     assert len(samples) == FRAMES // 5
     growth = half_growth(samples)
     assert growth < MAX_GROWTH_MIB, f"RSS grew {growth:.1f} MiB in the second half"
@@ -133,8 +136,8 @@ def test_observe_memory_stays_flat_on_a_long_clip(long_clip: dict) -> None:
 
 @pytest.mark.reliability
 @pytest.mark.slow
-def test_the_probe_catches_a_frame_leak(long_clip: dict) -> None:
-    samples = run_child(dict(long_clip, leak=True))
+def test_the_probe_catches_a_frame_leak(long_clip: dict, tmp_path: Path) -> None:
+    samples = run_child(dict(long_clip, leak=True, out=str(tmp_path / "out")))
     frame_mib = SIZE[0] * SIZE[1] * 3 / 2**20
     leaked_in_second_half = (FRAMES // 5 // 2) * frame_mib
     assert half_growth(samples) > 0.5 * leaked_in_second_half

@@ -13,13 +13,23 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import supervision as sv
 
+import hoopray.observe
 import hoopray.video
+from hoopray import store
 from hoopray.models.base import CLASS_NAME, SOURCE, Models
-from hoopray.observe import ObserveConfig, _EarlyStop, _fill_from_tracker, _TableBuilder, observe
-from hoopray.types import OBS_TEAM_VOTES, ClipRef, NumberRead, check_schema
+from hoopray.observe import (
+    STREAMED_TABLES,
+    ObserveConfig,
+    _EarlyStop,
+    _fill_from_tracker,
+    _TableBuilder,
+    observe,
+)
+from hoopray.types import OBS_READS, OBS_TEAM_VOTES, ClipRef, NumberRead, check_schema
 
 HEIGHT, WIDTH = 96, 160
 
@@ -432,6 +442,109 @@ def test_table_builder_chunks(rows: int) -> None:
     with pytest.raises(ValueError):
         builder.extend({"frame": [1]})
     assert isinstance(table, pa.Table)
+
+
+@pytest.mark.parametrize(
+    ("chunk_text_bytes", "batches"),
+    [(10**6, [5]), (6, [2, 2, 1]), (1, [1] * 5)],  # each row carries 3 characters
+)
+def test_table_builder_hands_batches_to_the_sink(chunk_text_bytes: int, batches: list) -> None:
+    got: list[pa.RecordBatch] = []
+    builder = _TableBuilder(
+        OBS_READS, chunk_rows=100, chunk_text_bytes=chunk_text_bytes, sink=got.append
+    )
+    for i in range(5):
+        builder.extend(
+            {
+                "frame": [i],
+                "read_id": [i],
+                "x1": [0.0],
+                "y1": [0.0],
+                "x2": [1.0],
+                "y2": [1.0],
+                "text": ["7"],
+                "raw": ["#7"],
+                "confidence": [0.5],
+                "candidates": [[]],
+            }
+        )
+    table = builder.table()
+    assert table.num_rows == 0 and table.schema == OBS_READS  # the rows went to the sink
+    assert [b.num_rows for b in got] == batches
+    assert pa.Table.from_batches(got).column("frame").to_pylist() == list(range(5))
+    assert builder.rows == 5
+
+
+def test_sink_gets_the_rows_observe_would_return(rig, monkeypatch: pytest.MonkeyPatch) -> None:
+    scene = {i: [A] + ([B] if i >= 4 else []) + ([C] if 9 <= i < 20 else []) for i in range(30)}
+    cfg = ObserveConfig(skip_confirmed_reads=None, team_stride=3)
+    r = rig(scene, 30)
+    kept = observe(r.clip, r.models(), FakeTeamModel(), cfg)
+    monkeypatch.setattr(hoopray.observe, "_CHUNK_ROWS", 4)
+    r = rig(scene, 30)
+    calls: list[tuple[str, int]] = []
+    batches: dict[str, list[pa.RecordBatch]] = {name: [] for name in STREAMED_TABLES}
+
+    def sink(name: str, batch: pa.RecordBatch) -> None:
+        calls.append((name, batch.num_rows))
+        batches[name].append(batch)
+
+    streamed = observe(r.clip, r.models(), FakeTeamModel(), cfg, sink=sink)
+    assert all(0 < n < 4 + 3 for _, n in calls)  # closed at 4 rows; a frame adds <= 3
+    assert {name for name, _ in calls} == set(STREAMED_TABLES)
+    for name in STREAMED_TABLES:
+        expected = getattr(kept, name)
+        assert expected.num_rows > 4  # several batches
+        assert getattr(streamed, name).num_rows == 0
+        assert pa.Table.from_batches(batches[name], expected.schema).equals(expected)
+        assert streamed.extra["rows"][name] == kept.extra["rows"][name] == expected.num_rows
+    assert streamed.clip.drop_columns(["seconds"]).equals(kept.clip.drop_columns(["seconds"]))
+
+
+def test_sink_error_stops_observe_and_closes_the_tracker(rig) -> None:
+    r = rig(still(10, [A, B]), 10)
+
+    def full_disk(name: str, batch: pa.RecordBatch) -> None:
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        observe(r.clip, r.models(), None, ObserveConfig(), sink=full_disk)
+    assert r.tracking.opened[0].closed
+
+
+@pytest.mark.slow
+def test_streamed_files_equal_the_in_memory_result_with_replay_doubles(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hoopray.models.replay import ReplayWorld
+    from hoopray.pipeline import observe_to_store
+    from hoopray.synthetic import make_game
+
+    game = make_game(tmp_path / "games", tmp_path / "labels", seed=5, clips=1, seconds=1.0)
+    clip = ClipRef(game.game_id, game.clip_ids[0], game.clips[0], "fp")
+    world = ReplayWorld(tmp_path / "labels", misread_rate=0.2, seed=0)
+    models = Models(
+        detector=world.detector(),
+        tracking=world.tracking(),
+        embedder=FakeEmbedder(),
+        reader=world.reader(),
+    )
+    cfg = ObserveConfig(skip_confirmed_reads=None, team_stride=5)
+    kept = observe(clip, models, FakeTeamModel(), cfg)
+    monkeypatch.setattr(hoopray.observe, "_CHUNK_ROWS", 4)
+    out = tmp_path / "out"
+    streamed = observe_to_store(out, clip, models, FakeTeamModel(), cfg)
+    for name in STREAMED_TABLES:
+        expected = getattr(kept, name)
+        assert expected.num_rows > 4, name  # several batches, several row groups
+        path = store.table_path(out, f"observations/{name}", clip.game_id, clip.clip_id)
+        assert pq.ParquetFile(path).num_row_groups > 1
+        stored = store.read_table(out, f"observations/{name}").drop_columns(["game_id", "clip_id"])
+        assert stored.equals(expected), name
+        assert getattr(streamed, name).num_rows == 0
+    clip_table = store.read_table(out, "observations/clip").drop_columns(["game_id", "clip_id"])
+    assert clip_table.drop_columns(["seconds"]).equals(kept.clip.drop_columns(["seconds"]))
+    assert not [p for p in out.rglob(".*") if p.is_file()]
 
 
 @pytest.mark.parametrize(

@@ -110,16 +110,21 @@ def test_write_unknown_table(tmp_path: Path) -> None:
         store.write_table(tmp_path, "nope", "g", "c", _frames(1))
 
 
-def test_failed_write_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    real = pq.write_table
+class _HalfThenFail(pq.ParquetWriter):
+    """A Parquet writer that puts half its file down on close, then hits a full disk."""
 
-    def half_then_fail(table: pa.Table, where: object, **kwargs: object) -> None:
-        real(table, where, **kwargs)
-        data = Path(where).read_bytes()  # type: ignore[arg-type]
-        Path(where).write_bytes(data[: len(data) // 2])  # type: ignore[arg-type]
+    def __init__(self, where: object, *args: object, **kwargs: object) -> None:
+        self.target = Path(str(where))
+        super().__init__(where, *args, **kwargs)
+
+    def close(self) -> None:
+        super().close()
+        self.target.write_bytes(self.target.read_bytes()[: self.target.stat().st_size // 2])
         raise OSError("disk full")
 
-    monkeypatch.setattr(pq, "write_table", half_then_fail)
+
+def test_failed_write_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pq, "ParquetWriter", _HalfThenFail)
     with pytest.raises(OSError, match="disk full"):
         store.write_table(tmp_path, "identities/frames", "g", "c", _frames(3))
     assert not store.table_path(tmp_path, "identities/frames", "g", "c").exists()
@@ -129,15 +134,111 @@ def test_failed_write_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyP
 
 def test_failed_rewrite_keeps_old(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     store.write_table(tmp_path, "identities/frames", "g", "c", _frames(4))
-
-    def fail(*args: object, **kwargs: object) -> None:
-        raise OSError("boom")
-
-    monkeypatch.setattr(pq, "write_table", fail)
+    monkeypatch.setattr(pq, "ParquetWriter", _HalfThenFail)
     with pytest.raises(OSError):
         store.write_table(tmp_path, "identities/frames", "g", "c", _frames(1))
     assert store.read_table(tmp_path, "identities/frames").num_rows == 4
     assert not _leftovers(tmp_path)
+
+
+# --------------------------------------------------------------------------- streaming
+
+
+@pytest.mark.parametrize("sizes", [[], [0], [3], [2, 0, 5, 1]])
+def test_streaming_writer_round_trip(tmp_path: Path, sizes: list[int]) -> None:
+    offsets = [sum(sizes[:k]) for k in range(len(sizes))]
+    with store.open_table_writer(tmp_path, "identities/frames", "g", "c") as writer:
+        for k, (n, offset) in enumerate(zip(sizes, offsets, strict=True)):
+            table = _frames(n, offset)
+            writer.write(table.to_batches()[0] if k % 2 and n else table)
+            assert not writer.path.exists()  # nothing visible before the block ends
+    assert writer.path == store.table_path(tmp_path, "identities/frames", "g", "c")
+    assert writer.rows == sum(sizes)
+    stored = pq.read_table(writer.path)
+    assert stored.schema == types.ID_FRAMES
+    assert stored.column("frame").to_pylist() == list(range(sum(sizes)))
+    assert store.list_partitions(tmp_path, "identities/frames") == [("g", "c")]
+    assert not _leftovers(tmp_path)
+
+
+def test_streaming_writer_replaces_partition(tmp_path: Path) -> None:
+    store.write_table(tmp_path, "identities/frames", "g", "c", _frames(5))
+    with store.open_table_writer(tmp_path, "identities/frames", "g", "c") as writer:
+        writer.write(_frames(2, offset=10))
+        assert store.read_table(tmp_path, "identities/frames").num_rows == 5  # old until done
+    assert store.read_table(tmp_path, "identities/frames")["frame"].to_pylist() == [10, 11]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        _frames(2).drop_columns(["status"]),
+        _frames(2).set_column(9, "status", pa.array([None, None], pa.string())),
+        _frames(2).set_column(0, "frame", pa.array(["a", "b"])).to_batches()[0],
+    ],
+    ids=["missing", "null", "type-batch"],
+)
+def test_streaming_writer_schema_mismatch_leaves_nothing(
+    tmp_path: Path, bad: pa.Table | pa.RecordBatch
+) -> None:
+    with (
+        pytest.raises(ValueError),
+        store.open_table_writer(tmp_path, "identities/frames", "g", "c") as writer,
+    ):
+        writer.write(_frames(3))
+        writer.write(bad)
+    assert not [p for p in tmp_path.rglob("*") if p.is_file()]
+    # the clip directory goes; the game directory may stay (other clips share it)
+    assert not [p for p in tmp_path.rglob("clip_id=*")]
+
+
+@pytest.mark.parametrize("existing", [0, 4])
+def test_streaming_writer_exception_leaves_old_or_nothing(tmp_path: Path, existing: int) -> None:
+    if existing:
+        store.write_table(tmp_path, "identities/frames", "g", "c", _frames(existing))
+    with (
+        pytest.raises(RuntimeError, match="model died"),
+        store.open_table_writer(tmp_path, "identities/frames", "g", "c") as writer,
+    ):
+        writer.write(_frames(3, offset=100))
+        raise RuntimeError("model died")
+    assert not _leftovers(tmp_path)
+    assert store.read_table(tmp_path, "identities/frames")["frame"].to_pylist() == list(
+        range(existing)
+    )
+    assert bool([p for p in tmp_path.rglob("*") if p.is_file()]) == bool(existing)
+
+
+@pytest.mark.parametrize(("existing", "removed"), [(False, False), (True, True)])
+def test_delete_partition_removes_a_killed_writers_temp_file(
+    tmp_path: Path, existing: bool, removed: bool
+) -> None:
+    path = store.table_path(tmp_path, "identities/frames", "g", "c")
+    if existing:
+        store.write_table(tmp_path, "identities/frames", "g", "c", _frames(2))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    (path.parent / f".{path.name}.0123abcd.tmp").write_bytes(b"PAR1 half")  # killed writer
+    other = path.parent.parent / "clip_id=d" / ".part-0.parquet.0123abcd.tmp"
+    other.parent.mkdir()
+    other.write_bytes(b"another clip's writer")
+    assert store.delete_partition(tmp_path, "identities/frames", "g", "c") is removed
+    assert not path.parent.exists()
+    assert other.exists()  # other partitions are left alone
+
+
+@pytest.mark.parametrize(
+    ("name", "game_id", "message"),
+    [("nope", "g", "unknown table"), ("identities/frames", "../g", "invalid game_id")],
+)
+def test_streaming_writer_refuses_before_creating(
+    tmp_path: Path, name: str, game_id: str, message: str
+) -> None:
+    with (
+        pytest.raises(ValueError, match=message),
+        store.open_table_writer(tmp_path, name, game_id, "c"),
+    ):
+        pass
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize(
@@ -234,7 +335,7 @@ def test_list_and_delete_partitions(tmp_path: Path) -> None:
     ]
     assert store.delete_partition(tmp_path, "identities/frames", "g2", "a") is True
     assert store.delete_partition(tmp_path, "identities/frames", "g2", "a") is False
-    assert not (store.table_dir(tmp_path, "identities/frames") / "game_id=g2").exists()
+    assert not list((store.table_dir(tmp_path, "identities/frames") / "game_id=g2").iterdir())
     assert store.list_partitions(tmp_path, "identities/frames") == [("g1", "a"), ("g1", "b")]
 
 
