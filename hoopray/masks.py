@@ -81,47 +81,60 @@ def clean_masks(
     if count == 0:
         return out, np.zeros(0, dtype=np.int64)
     words, padded = _cell_words(out)
-    per_row = np.bitwise_count(words)
-    cells = per_row.reshape(count, -1, _GRID, per_row.shape[2]).sum(axis=2, dtype=np.int64)
+    cells = _cell_counts(words)
     areas = cells.sum(axis=(1, 2))
-    layer_only = np.zeros((3, 3, 3), dtype=bool)
-    layer_only[1] = True
-    labels, pieces = ndimage.label(cells > 0, structure=layer_only)
-    if pieces <= count:
+    rows, cols = cells.shape[1:]
+    # The layers stacked on one board with an empty row between them, so that one 2-D
+    # labelling finds every mask's pieces and never joins two masks.
+    board = np.zeros((count, rows + 1, cols), dtype=np.int64)
+    board[:, :rows] = cells
+    board = board.reshape(count * (rows + 1), cols)
+    labels, pieces = ndimage.label(board > 0, structure=_EIGHT_CONNECTED)
+    extents = ndimage.find_objects(labels)
+    top = np.array([e[0].start for e in extents], dtype=np.int64)
+    piece_layer = top // (rows + 1)
+    if pieces == 0 or np.bincount(piece_layer, minlength=count).max() <= 1:
         return out, areas
-    layer, cell_y, cell_x = np.nonzero(labels)
-    owner = labels[layer, cell_y, cell_x]
-    weight = cells[layer, cell_y, cell_x].astype(np.float64)
-    size = np.bincount(owner, weight, pieces + 1)
-    centre_y = np.bincount(owner, weight * (cell_y + 0.5), pieces + 1) / np.maximum(size, 1)
-    centre_x = np.bincount(owner, weight * (cell_x + 0.5), pieces + 1) / np.maximum(size, 1)
-    piece_layer = np.zeros(pieces + 1, dtype=np.int64)
-    piece_layer[owner] = layer
-    order = np.lexsort((np.arange(pieces), -size[1:], piece_layer[1:]))
-    first_of_layer = np.concatenate([[True], np.diff(piece_layer[1:][order]) != 0])
+    occupied = np.flatnonzero(labels)
+    owner = labels.ravel()[occupied] - 1
+    weight = board.ravel()[occupied].astype(np.float64)
+    board_y, cell_x = np.divmod(occupied, cols)
+    size = np.bincount(owner, weight, pieces)
+    centre_y = np.bincount(owner, weight * board_y, pieces) / size
+    centre_x = np.bincount(owner, weight * cell_x, pieces) / size
+    order = np.lexsort((np.arange(pieces), -size, piece_layer))
+    first_of_layer = np.concatenate([[True], np.diff(piece_layer[order]) != 0])
     main_of_layer = np.zeros(count, dtype=np.int64)
-    main_of_layer[piece_layer[1:][order][first_of_layer]] = order[first_of_layer] + 1
+    main_of_layer[piece_layer[order][first_of_layer]] = order[first_of_layer]
     main = main_of_layer[piece_layer]
-    in_main = owner == main[owner]
-    low_y, high_y = np.full(count, np.inf), np.full(count, -np.inf)
-    low_x, high_x = np.full(count, np.inf), np.full(count, -np.inf)
-    np.minimum.at(low_y, layer[in_main], cell_y[in_main])
-    np.maximum.at(high_y, layer[in_main], cell_y[in_main])
-    np.minimum.at(low_x, layer[in_main], cell_x[in_main])
-    np.maximum.at(high_x, layer[in_main], cell_x[in_main])
-    diagonal = np.hypot(high_y - low_y + 1, high_x - low_x + 1)
+    height_cells = np.array([e[0].stop - e[0].start for e in extents])
+    width_cells = np.array([e[1].stop - e[1].start for e in extents])
+    diagonal = np.hypot(height_cells, width_cells)[main]
     distance = np.hypot(centre_y - centre_y[main], centre_x - centre_x[main])
-    drop = distance > max_distance * diagonal[piece_layer]
-    drop[0] = False
-    dropped = drop[owner]
+    dropped = (distance > max_distance * diagonal)[owner]
     if not dropped.any():
         return out, areas
-    rows = cell_y[dropped, None] * _GRID + np.arange(_GRID)
-    words[layer[dropped, None], rows, cell_x[dropped, None]] = 0
-    np.subtract.at(areas, layer[dropped], cells[layer[dropped], cell_y[dropped], cell_x[dropped]])
+    layer, cell_y = np.divmod(board_y[dropped], rows + 1)
+    cell_x = cell_x[dropped]
+    words[layer[:, None], cell_y[:, None] * _GRID + np.arange(_GRID), cell_x[:, None]] = 0
+    np.subtract.at(areas, layer, cells[layer, cell_y, cell_x])
     if padded is not None:
         out[...] = padded[:, :height, :width]
     return out, areas
+
+
+def _cell_counts(words: np.ndarray) -> np.ndarray:
+    """Set pixels per 8 x 8 cell from the masks' words, as ``(N, H/8, W/8)`` int64.
+
+    A word holds 8 pixels as 8 bytes of 0 or 1, so adding the 8 words of a cell column
+    leaves each byte at most 8 with no carry between bytes; multiplying by 0x0101...01
+    then gathers the sum of the 8 bytes in the top byte.
+    """
+    count, padded_height, row_words = words.shape
+    column_sums = words.reshape(count, padded_height // _GRID, _GRID, row_words).sum(
+        axis=2, dtype=np.uint64
+    )
+    return ((column_sums * np.uint64(0x0101010101010101)) >> np.uint64(56)).astype(np.int64)
 
 
 def _cell_words(masks: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
