@@ -211,3 +211,11 @@ def test_clean_masks_in_place_writes_the_input() -> None:
 def test_clean_masks_in_place_needs_a_contiguous_bool_stack(masks: np.ndarray) -> None:
     with pytest.raises(ValueError, match="in_place"):
         clean_masks(masks, in_place=True)
+
+
+def test_clean_masks_cleans_a_mask_beside_an_empty_one() -> None:
+    stack = np.stack([_canvas(), _canvas(BODY, (0, 0, 2, 2))])
+    cleaned, areas = clean_masks(stack, 0.5)
+    np.testing.assert_array_equal(cleaned[0], _canvas())
+    np.testing.assert_array_equal(cleaned[1], _canvas(BODY))
+    assert areas.tolist() == [0, _canvas(BODY).sum()]
