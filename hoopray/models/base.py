@@ -113,5 +113,18 @@ class Models:
     roles: Roles = field(default_factory=Roles)
 
 
+def crop_batches(crops: list[np.ndarray], batch_size: int) -> list[list[int]]:
+    """Indices of the non-empty crops, in batches of at most ``batch_size``.
+
+    Raises:
+        ValueError: a crop that is not (H, W, 3).
+    """
+    for index, crop in enumerate(crops):
+        if crop.ndim != 3 or crop.shape[2] != 3:
+            raise ValueError(f"crop {index} has shape {crop.shape}; expected (H, W, 3) RGB")
+    valid = [i for i, crop in enumerate(crops) if crop.shape[0] > 0 and crop.shape[1] > 0]
+    return [valid[start : start + batch_size] for start in range(0, len(valid), batch_size)]
+
+
 class WeightsNotFoundError(RuntimeError):
     """A model's weights are not available offline; the message says how to provide them."""

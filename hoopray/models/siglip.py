@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from hoopray.models.base import crop_batches
 from hoopray.models.device import autocast, resolve_device
 from hoopray.models.loading import load_pretrained
 
@@ -64,12 +65,7 @@ class SiglipEmbedder:
         from PIL import Image
 
         out = np.zeros((len(crops), self.dim), dtype=np.float32)
-        for index, crop in enumerate(crops):
-            if crop.ndim != 3 or crop.shape[2] != 3:
-                raise ValueError(f"crop {index} has shape {crop.shape}; expected (H, W, 3) RGB")
-        valid = [i for i, crop in enumerate(crops) if crop.shape[0] > 0 and crop.shape[1] > 0]
-        for start in range(0, len(valid), self.batch_size):
-            rows = valid[start : start + self.batch_size]
+        for rows in crop_batches(crops, self.batch_size):
             images = [Image.fromarray(np.ascontiguousarray(crops[i], dtype=np.uint8)) for i in rows]
             pixels = self._processor(images=images, return_tensors="pt")["pixel_values"]
             pixels = pixels.to(self.device, dtype=self._model.dtype)

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from hoopray.models.base import crop_batches
 from hoopray.models.device import autocast, resolve_device
 from hoopray.models.loading import load_pretrained
 from hoopray.types import NumberRead
@@ -149,12 +150,7 @@ class SmolVlmNumberReader:
     def read(self, crops: list[np.ndarray]) -> list[NumberRead]:
         """One read per crop, in order. A crop with no pixels reads as None, confidence 0."""
         reads = [NumberRead(text=None, confidence=0.0, raw="") for _ in crops]
-        for index, crop in enumerate(crops):
-            if crop.ndim != 3 or crop.shape[2] != 3:
-                raise ValueError(f"crop {index} has shape {crop.shape}; expected (H, W, 3) RGB")
-        valid = [i for i, crop in enumerate(crops) if crop.shape[0] > 0 and crop.shape[1] > 0]
-        for start in range(0, len(valid), self.batch_size):
-            rows = valid[start : start + self.batch_size]
+        for rows in crop_batches(crops, self.batch_size):
             for row, read in zip(rows, self._read_batch([crops[i] for i in rows]), strict=True):
                 reads[row] = read
         return reads
