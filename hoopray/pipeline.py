@@ -905,20 +905,28 @@ def _dataset(rows: list[dict[str, Any]], keys: Sequence[str]) -> ray.data.Datase
     )
 
 
+def _gpu_stage(ds: Any, stage: type, settings: Settings, ray_cfg: Any) -> Any:
+    """``ds`` through a pool of ``stage`` actors, one clip per call, models loaded once per
+    actor, GPUs (fractions allowed) and fault tolerance from ``ray_cfg``."""
+    return ds.map_batches(
+        stage,
+        fn_constructor_kwargs={"settings": settings},
+        batch_size=1,
+        compute=_actor_pool(ray_cfg.get("actors", 1), ray_cfg.get("in_flight", 1)),
+        num_gpus=float(ray_cfg.get("num_gpus", 0)),
+        num_cpus=float(ray_cfg.get("num_cpus", 1)),
+        **_fault_args(ray_cfg),
+    )
+
+
 def _run_pass1(settings: Settings, clip_rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Fit the team models of the games of ``clip_rows``; result row per game."""
     if not clip_rows:
         return {}
     ray_cfg = settings.ray.get("pass1", {})
     with _ToleratedErrors(len(clip_rows)):
-        ds = _dataset(clip_rows, (*CLIP_KEYS, "game_dir")).map_batches(
-            Pass1Sampler,
-            fn_constructor_kwargs={"settings": settings},
-            batch_size=1,
-            compute=_actor_pool(ray_cfg.get("actors", 1), ray_cfg.get("in_flight", 1)),
-            num_gpus=float(ray_cfg.get("num_gpus", 0)),
-            num_cpus=float(ray_cfg.get("num_cpus", 1)),
-            **_fault_args(ray_cfg),
+        ds = _gpu_stage(
+            _dataset(clip_rows, (*CLIP_KEYS, "game_dir")), Pass1Sampler, settings, ray_cfg
         )
         games = len({r["game_id"] for r in clip_rows})
         fitted = ds.groupby("game_id", num_partitions=games).map_groups(
@@ -938,19 +946,11 @@ def _run_observe(
     if not clip_rows:
         return []
     ray_cfg = settings.ray.get("observe", {})
-    faults = _fault_args(ray_cfg)
+    retries = _fault_args(ray_cfg)["max_task_retries"]
     progress = _Progress("observed", len(clip_rows))
     rows: dict[tuple[str, str], dict[str, Any]] = {}
     with _ToleratedErrors(len(clip_rows)):
-        ds = _dataset(clip_rows, CLIP_KEYS).map_batches(
-            ObserveStage,
-            fn_constructor_kwargs={"settings": settings},
-            batch_size=1,
-            compute=_actor_pool(ray_cfg.get("actors", 1), ray_cfg.get("in_flight", 1)),
-            num_gpus=float(ray_cfg.get("num_gpus", 0)),
-            num_cpus=float(ray_cfg.get("num_cpus", 1)),
-            **faults,
-        )
+        ds = _gpu_stage(_dataset(clip_rows, CLIP_KEYS), ObserveStage, settings, ray_cfg)
         for row in ds.iter_rows():
             progress.step(row)
             rows[(str(row["game_id"]), str(row["clip_id"]))] = dict(row)
@@ -959,7 +959,7 @@ def _run_observe(
         key = (str(clip["game_id"]), str(clip["clip_id"]))
         if key not in rows:
             reason = (
-                f"the observe worker died on every try ({faults['max_task_retries'] + 1}): "
+                f"the observe worker died on every try ({retries + 1}): "
                 "a crash or out of memory; see the Ray logs"
             )
             log.warning("observe %s/%s failed: %s", *key, reason)
