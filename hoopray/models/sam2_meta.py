@@ -102,7 +102,7 @@ class Sam2MetaTracking:
         device: "auto" (CUDA if present), "cpu", "cuda", "cuda:N".
         overrides: extra Hydra overrides for the model config (e.g.
             ``["++model.image_size=512"]``).
-        max_lost_frames, new_track_iou, clean_max_distance, max_cond_frames: as in
+        max_lost_frames, new_track_iou, clean_max_distance, max_cond_frames, max_tracks: as in
             :class:`hoopray.models.sam2_video.Sam2VideoTracking`.
         mask_threshold: logit threshold that binarises the masks.
 
@@ -126,11 +126,12 @@ class Sam2MetaTracking:
         mask_threshold: float = 0.0,
         clean_max_distance: float | None = 0.5,
         max_cond_frames: int = 2,
+        max_tracks: int | None = 40,
     ) -> None:
         from hoopray.models.device import resolve_device
         from hoopray.models.loading import require_path
 
-        TrackBook(max_lost_frames, new_track_iou)  # validates both
+        TrackBook(max_lost_frames, new_track_iou, max_tracks)  # validates them
         if max_cond_frames < 1:
             raise ValueError(f"max_cond_frames must be >= 1; got {max_cond_frames}")
         self.device = resolve_device(device)
@@ -139,6 +140,7 @@ class Sam2MetaTracking:
         self.mask_threshold = mask_threshold
         self.clean_max_distance = clean_max_distance
         self.max_cond_frames = max_cond_frames
+        self.max_tracks = max_tracks
         path = require_path(checkpoint, "Meta SAM2 checkpoint", OVERRIDE, directory=False)
         with sam2_hydra():
             build = import_sam2()
@@ -171,7 +173,7 @@ class Sam2MetaTracker:
 
     def __init__(self, owner: Sam2MetaTracking) -> None:
         self._owner = owner
-        self._book = TrackBook(owner.max_lost_frames, owner.new_track_iou)
+        self._book = TrackBook(owner.max_lost_frames, owner.new_track_iou, owner.max_tracks)
         self._state: dict[str, Any] | None = None
         self._frame = -1
         self._size: tuple[int, int] | None = None

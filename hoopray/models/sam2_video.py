@@ -149,16 +149,23 @@ class TrackBook:
     mask (or its prompting box), i.e. from the previous frame, since new detections
     are checked before the frame is run through the model. Among uncovered detections
     overlapping each other by IoU >= ``new_track_iou``, only the most confident is kept.
-    Boxes with no area never start a track.
+    Boxes with no area never start a track. At most ``max_tracks`` tracks live at once
+    (None: no cap); beyond that the most confident new detections get the free places, so
+    a weak detector cannot grow the session without bound.
     """
 
-    def __init__(self, max_lost_frames: int, new_track_iou: float) -> None:
+    def __init__(
+        self, max_lost_frames: int, new_track_iou: float, max_tracks: int | None = None
+    ) -> None:
         if max_lost_frames < 0:
             raise ValueError(f"max_lost_frames must be >= 0; got {max_lost_frames}")
         if not 0.0 < new_track_iou <= 1.0:
             raise ValueError(f"new_track_iou must be in (0, 1]; got {new_track_iou}")
+        if max_tracks is not None and max_tracks < 1:
+            raise ValueError(f"max_tracks must be >= 1 or None; got {max_tracks}")
         self.max_lost_frames = max_lost_frames
         self.new_track_iou = new_track_iou
+        self.max_tracks = max_tracks
         self._tracks: dict[int, _Track] = {}
         self._next_id = 1
 
@@ -181,6 +188,8 @@ class TrackBook:
         for index in candidates:
             if not kept or box_iou(boxes[[index]], boxes[kept]).max() < self.new_track_iou:
                 kept.append(int(index))
+        if self.max_tracks is not None:
+            kept = kept[: max(self.max_tracks - len(self._tracks), 0)]
         return np.array(sorted(kept), dtype=int)
 
     def add(self, detections: sv.Detections, frame: int, origin: TrackSource) -> list[int]:
@@ -392,6 +401,7 @@ class Sam2VideoTracking:
         clean_max_distance: passed to :func:`hoopray.masks.clean_masks` (keep the main
             segment and pieces near it); None keeps masks as the model made them.
         max_cond_frames: prompts (conditioning frames) kept per object.
+        max_tracks: at most this many live tracks (None: no cap); see :class:`TrackBook`.
 
     Raises:
         WeightsNotFoundError: the weights are not available (offline and not cached, or
@@ -408,13 +418,14 @@ class Sam2VideoTracking:
         mask_threshold: float = 0.0,
         clean_max_distance: float | None = 0.5,
         max_cond_frames: int = 2,
+        max_tracks: int | None = 40,
     ) -> None:
         from transformers import Sam2VideoModel, Sam2VideoProcessor
 
         from hoopray.models.device import resolve_device
         from hoopray.models.loading import load_pretrained
 
-        TrackBook(max_lost_frames, new_track_iou)  # validates both
+        TrackBook(max_lost_frames, new_track_iou, max_tracks)  # validates them
         if max_cond_frames < 1:
             raise ValueError(f"max_cond_frames must be >= 1; got {max_cond_frames}")
         self.model_name = model
@@ -425,6 +436,7 @@ class Sam2VideoTracking:
         self.mask_threshold = mask_threshold
         self.clean_max_distance = clean_max_distance
         self.max_cond_frames = max_cond_frames
+        self.max_tracks = max_tracks
         what = "SAM2 video tracker"
         self.processor = load_pretrained(
             Sam2VideoProcessor.from_pretrained, model, what=what, override=OVERRIDE
@@ -453,7 +465,7 @@ class Sam2VideoTracker:
 
     def __init__(self, owner: Sam2VideoTracking) -> None:
         self._owner = owner
-        self._book = TrackBook(owner.max_lost_frames, owner.new_track_iou)
+        self._book = TrackBook(owner.max_lost_frames, owner.new_track_iou, owner.max_tracks)
         self._session = owner.processor.init_video_session(
             inference_device=owner.device, dtype=owner.dtype
         )

@@ -80,10 +80,35 @@ def test_trackbook_uncovered(live, boxes, conf, expected) -> None:
     assert book.uncovered(dets(boxes, conf=conf)).tolist() == expected
 
 
-@pytest.mark.parametrize(("max_lost", "iou"), [(-1, 0.3), (3, 0.0), (3, 1.5), (3, float("nan"))])
-def test_trackbook_rejects_bad_settings(max_lost: int, iou: float) -> None:
+FAR_APART = [[0, 0, 10, 10], [20, 0, 30, 10], [40, 0, 50, 10], [60, 0, 70, 10]]
+
+
+@pytest.mark.parametrize(
+    ("max_tracks", "live", "conf", "expected"),
+    [
+        (None, 0, None, [0, 1, 2, 3]),
+        (4, 0, None, [0, 1, 2, 3]),
+        (2, 0, [0.1, 0.9, 0.5, 0.2], [1, 2]),  # the most confident get the places
+        (3, 2, [0.1, 0.9, 0.5, 0.2], [1]),
+        (2, 2, [0.1, 0.9, 0.5, 0.2], []),  # full
+        (1, 0, None, [0]),
+    ],
+)
+def test_trackbook_caps_live_tracks(max_tracks, live, conf, expected) -> None:
+    book = TrackBook(max_lost_frames=3, new_track_iou=0.3, max_tracks=max_tracks)
+    book.add(
+        dets([[200 + 20 * k, 200, 210 + 20 * k, 210] for k in range(live)]), 0, TrackSource.PROMPT
+    )
+    assert book.uncovered(dets(FAR_APART, conf=conf)).tolist() == expected
+
+
+@pytest.mark.parametrize(
+    ("max_lost", "iou", "max_tracks"),
+    [(-1, 0.3, None), (3, 0.0, None), (3, 1.5, None), (3, float("nan"), None), (3, 0.3, 0)],
+)
+def test_trackbook_rejects_bad_settings(max_lost: int, iou: float, max_tracks) -> None:
     with pytest.raises(ValueError):
-        TrackBook(max_lost, iou)
+        TrackBook(max_lost, iou, max_tracks)
 
 
 def test_box_iou_table() -> None:
