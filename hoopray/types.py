@@ -38,11 +38,11 @@ class ClipStatus(StrEnum):
 
 @dataclass(frozen=True)
 class ClipRef:
-    """One input clip found by discovery."""
+    """One input clip found by discovery; ``path`` is a local path or a URI (``s3://...``)."""
 
     game_id: str
     clip_id: str
-    path: Path
+    path: str
     fingerprint: str
 
 
@@ -121,8 +121,11 @@ OBS_TEAM_VOTES = pa.schema(
     [
         pa.field("frame", pa.int32(), nullable=False),
         pa.field("track_id", pa.int32(), nullable=False),
-        pa.field("cluster", pa.int8(), nullable=False),
-        pa.field("confidence", pa.float32(), nullable=False),
+        # The crop's embedding as little-endian float16 bytes (``dim`` values); resolve
+        # assigns its cluster with the game's team model, so observing needs no model.
+        pa.field("embedding", pa.binary(), nullable=False),
+        pa.field("dim", pa.int32(), nullable=False),
+        pa.field("own_fraction", pa.float32(), nullable=False),  # share of the crop that is the track's own mask
     ]
 )
 
@@ -138,6 +141,7 @@ OBS_CLIP = pa.schema(
         pa.field("reader_calls", pa.int32(), nullable=False),
         pa.field("crops_read", pa.int32(), nullable=False),
         pa.field("seconds", pa.float32(), nullable=False),
+        pa.field("observe_hash", pa.string()),  # config of the observe stage that wrote it
     ]
 )
 
