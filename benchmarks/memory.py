@@ -5,13 +5,14 @@ write_clip` through ``make_game``); observe runs on its first ``--short`` frames
 of it, each run in a fresh Python process that reports its peak RSS (``ru_maxrss``, which
 includes the imports and the loaded models) and its RSS just before observe started.
 
-What runs is the production path, :func:`hoopray.pipeline.observe_to_store`: observe
+What runs is the production path, :func:`hoopray.stages.observe_to_store`: observe
 hands each record batch of rows to the store's streaming Parquet writers as it is
 produced, so the observation tables are never held whole in memory.
 
 Models (mode ``tiny``, the metric): the tiny random-weight SAM2 video tracker
 (``Sam2VideoTracking`` on ``build_tiny_sam2_video``, 128 px), the tiny SmolVLM + LoRA reader
-and the tiny SigLIP embedder with a team model fitted on the clip. The detector is the
+and the tiny SigLIP embedder, whose team-crop embeddings observe records (observing needs no
+team model). The detector is the
 ground-truth replay detector: a random RF-DETR detects nothing, so nothing would be
 tracked or read. Mode ``replay`` (information) replays detector, tracker and reader from the
 labels, whose masks are shaped like real ones; random SAM2 masks are large noisy blobs
@@ -46,8 +47,7 @@ def child(spec: dict) -> dict:
     common.set_torch_threads(spec["threads"])
     from hoopray.models.replay import ReplayWorld
     from hoopray.observe import ObserveConfig
-    from hoopray.pipeline import observe_to_store
-    from hoopray.teams import TeamModel
+    from hoopray.stages import observe_to_store
     from hoopray.types import ClipRef
 
     world = ReplayWorld(spec["labels"])
@@ -58,13 +58,12 @@ def child(spec: dict) -> dict:
         from hoopray.models.colour import ColourHistogramEmbedder
 
         models = common.replay_models(world, ColourHistogramEmbedder())
-    team_model = TeamModel.load(spec["team_model"])
-    clip = ClipRef(spec["game_id"], spec["clip_id"], Path(spec["clip"]), "memory-benchmark")
+    clip = ClipRef(spec["game_id"], spec["clip_id"], spec["clip"], "memory-benchmark")
     before = common.current_rss_mib()
     started = time.perf_counter()
     out = Path(spec["out"])
     cfg = ObserveConfig(max_frames=spec["frames"])
-    obs = observe_to_store(out, clip, models, team_model, cfg)
+    obs = observe_to_store(str(out), clip, models, cfg)
     seconds = time.perf_counter() - started
     peak = common.peak_rss_mib()
     held = (obs.tracks, obs.reads, obs.team_votes, obs.clip)
@@ -108,16 +107,11 @@ def measure(
 ) -> list[dict]:
     """Write one ``long``-frame clip, then observe ``short`` and ``long`` frames of it in
     each mode, each in a fresh process. Returns the children's reports, in run order."""
-    from hoopray.models.base import Models
-    from hoopray.models.replay import ReplayWorld
-    from hoopray.roster import load_roster
-
     unknown = sorted(set(modes) - set(MODES))
     if unknown:
         raise ValueError(f"unknown mode {unknown}; known: {MODES}")
     game = common.make_game(root, seconds=long / FPS, size=size, clips=1)
     clip = common.clip_refs(game)[0]
-    roster = load_roster(game.roster_path)
     base = {
         "clip": str(clip.path),
         "game_id": clip.game_id,
@@ -129,19 +123,8 @@ def measure(
     for mode in modes:
         spec = dict(base, mode=mode)
         if mode == "tiny":
-            from hoopray.models.siglip import SiglipEmbedder
-
             tiny = tiny or common.build_tiny_models(root / "models")
             spec["tiny"] = {k: str(v) for k, v in vars(tiny).items() if v is not None}
-            embedder: object = SiglipEmbedder(str(tiny.siglip), device="cpu")
-        else:
-            from hoopray.models.colour import ColourHistogramEmbedder
-
-            embedder = ColourHistogramEmbedder()
-        detector = ReplayWorld(root / "labels").detector()
-        models = Models(detector=detector, embedder=embedder)
-        team_model, _ = common.fit_teams([clip], models, roster)
-        spec["team_model"] = str(team_model.save(root / "teams" / mode))
         for frames in (short, long):
             out = root / "out" / f"{mode}-{frames}"
             reports.append(run_child(dict(spec, frames=frames, out=str(out))))
@@ -190,7 +173,7 @@ def main() -> None:
         "detection as a new track)"
     )
     print(
-        "path: hoopray.pipeline.observe_to_store (production): rows stream into the store's "
+        "path: hoopray.stages.observe_to_store (production): rows stream into the store's "
         "Parquet writers one record batch at a time; nothing of the tables is held"
     )
     rows = [

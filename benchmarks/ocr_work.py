@@ -94,9 +94,9 @@ def measure(
         boxes = number_boxes_on_read_frames(labels)
         for policy, cfg in policies.items():
             started = time.perf_counter()
-            obs = observe(clip, models, team_model, cfg)
+            obs = observe(clip, models, cfg)
             took = time.perf_counter() - started
-            ids = resolve(obs, roster, naming, ResolveConfig())
+            ids = resolve(obs, roster, naming, ResolveConfig(), team_model)
             score = score_clip(labels, ids.frames, ids.tracks)
             status = ids.tracks.column("status").to_pylist()
             crops = int(obs.clip.column("crops_read")[0].as_py())

@@ -8,7 +8,9 @@ Each stage runs on the same synthetic clip (1280x720 by default), alone and time
 - embed: SigLIP on the central crops of every labelled player of a frame.
 - read: SmolVLM2 + LoRA on every visible number crop of a frame (one batched call);
   observe reads only every 5th frame, so a clip's read cost per frame is a fifth of this.
-- resolve: :func:`hoopray.resolve.resolve` on the clip's observations (replay doubles).
+- resolve: :func:`hoopray.resolve.resolve` on the clip's observations (replay doubles and
+  the colour-histogram embedder), with the team model (fitted on the clip) assigning the
+  team votes' clusters.
 - render: :func:`hoopray.render.render` of the clip with those identities (H.264 out).
 
 On CPU the models are the tiny random-weight ones (:mod:`hoopray.models.tiny`, the tiny SAM2
@@ -99,6 +101,7 @@ def measure(
     from hoopray.evaluate import read_labels
     from hoopray.geometry import clip_boxes, crop, pad_boxes, shrink_boxes
     from hoopray.models.base import CLASS_NAME
+    from hoopray.models.colour import ColourHistogramEmbedder
     from hoopray.models.replay import ReplayWorld
     from hoopray.models.rfdetr_detector import RfDetrDetector
     from hoopray.models.sam2_video import DEFAULT_MODEL, Sam2VideoTracking
@@ -214,12 +217,15 @@ def measure(
         )
 
     world = ReplayWorld(root / "labels")
-    obs = observe(clip, common.replay_models(world), None, ObserveConfig())
+    replay = common.replay_models(world, ColourHistogramEmbedder())
+    obs = observe(clip, replay, ObserveConfig())
+    team_model, _ = common.fit_teams([clip], replay, None)
     n_frames = int(obs.clip.column("frames")[0].as_py())
-    resolve(obs, None, None, ResolveConfig())
+    resolve(obs, None, None, ResolveConfig(), team_model)
     identities: list[Any] = []
-    took = _timed(lambda: identities.append(resolve(obs, None, None, ResolveConfig())))
-    stages.append(Stage("resolve", "pure Python", n_frames, took, "replay observations"))
+    took = _timed(lambda: identities.append(resolve(obs, None, None, ResolveConfig(), team_model)))
+    note = f"replay observations, {obs.team_votes.num_rows} team votes"
+    stages.append(Stage("resolve", "pure Python", n_frames, took, note))
     took = _timed(
         lambda: render(clip.path, obs.tracks, identities[0], None, None, root / "render.mp4")
     )

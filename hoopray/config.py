@@ -20,7 +20,14 @@ from omegaconf import DictConfig, OmegaConf
 from hoopray.models.base import Models, Roles
 
 MODEL_ROLES = ("detector", "tracker", "embedder", "reader")
-SECRET_ENV_VARS = ("ROBOFLOW_API_KEY", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
+SECRET_ENV_VARS = (
+    "ROBOFLOW_API_KEY",
+    "HF_TOKEN",
+    "HUGGING_FACE_HUB_TOKEN",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "GOOGLE_APPLICATION_CREDENTIALS_JSON",
+)
 _SECRET_KEY_RE = re.compile(r"(api[_-]?key|token|secret|password|passwd|credential)", re.I)
 _SECRET_VALUE_RES = (
     re.compile(r"^hf_[A-Za-z0-9]{20,}$"),  # Hugging Face access token

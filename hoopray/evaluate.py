@@ -1,6 +1,7 @@
 """Score identities against labels: what users tune and trust hoopray by.
 
-Label format (one Parquet file per clip, ``<labels>/<game_id>/<clip_id>.parquet``, schema
+Label format (one Parquet file per clip, ``<labels>/<game_id>/<clip_id>.parquet``; the
+labels root and the output root may be any :mod:`hoopray.store` location; schema
 :data:`hoopray.types.LABELS`): one row per frame (0-based) and labelled object with its
 box ``x1, y1, x2, y2`` in pixels, ``role`` ("player", "referee", "ball", "rim") and, for
 players, ``team`` (the roster's team name) and ``number`` ("0".."99", "00"). Only players
@@ -31,15 +32,17 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
+import os
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from hoopray import store
 from hoopray.types import LABELS, check_schema
 
 
@@ -263,15 +266,31 @@ def _trackeval(
     }
 
 
-def read_labels(path: Path) -> pa.Table:
-    """Read one clip's labels and check them against the LABELS schema."""
-    table = pq.read_table(path)
+def read_labels(location: str | os.PathLike[str]) -> pa.Table:
+    """Read one clip's labels (any store location) and check them against LABELS."""
+    table = pq.read_table(pa.BufferReader(store.read_bytes(os.fspath(location))))
     return check_schema("labels", table.select(LABELS.names))
 
 
+def label_files(labels_root: str | os.PathLike[str]) -> list[tuple[str, str, str]]:
+    """``(game_id, clip_id, location)`` of every ``<labels_root>/<game>/<clip>.parquet``,
+    sorted (one listing of the root and one per game folder)."""
+    root = store.normalise(labels_root)
+    found = []
+    for game in store.list_dir(root):
+        if not game.is_dir or game.name.startswith("."):
+            continue
+        folder = store.join(root, game.name)
+        for entry in store.list_dir(folder):
+            name = entry.name
+            if not entry.is_dir and name.endswith(".parquet") and not name.startswith("."):
+                found.append((game.name, name[: -len(".parquet")], store.join(folder, name)))
+    return sorted(found)
+
+
 def evaluate_output(
-    out_root: Path,
-    labels_root: Path,
+    out_root: str | os.PathLike[str],
+    labels_root: str | os.PathLike[str],
     *,
     iou_threshold: float = 0.5,
     identities: dict[tuple[str, str], tuple[pa.Table, pa.Table]] | None = None,
@@ -279,16 +298,14 @@ def evaluate_output(
     """Score every clip of an output directory that has labels.
 
     Args:
-        out_root: hoopray output root (its ``tables/identities/*``).
-        labels_root: ``<labels_root>/<game_id>/<clip_id>.parquet``.
+        out_root: hoopray output root (its ``tables/identities/*``), any store location.
+        labels_root: ``<labels_root>/<game_id>/<clip_id>.parquet``, any store location.
         identities: optional (frames, tracks) per (game_id, clip_id) to score instead of
             the stored identities (a sweep re-resolves in memory).
     """
-    from hoopray import store
-
     scores: dict[tuple[str, str], ClipScore] = {}
-    for label_path in sorted(Path(labels_root).glob("*/*.parquet")):
-        key = (label_path.parent.name, label_path.stem)
+    for game_id, clip_id, label_path in label_files(labels_root):
+        key = (game_id, clip_id)
         if identities is not None:
             if key not in identities:
                 continue
@@ -373,7 +390,7 @@ def _cell(value: float | int) -> str:
 
 
 def labels_from_mot_csv(
-    csv_path: Path,
+    csv_path: str | os.PathLike[str],
     identities: dict[str, tuple[str, str]] | None = None,
 ) -> pa.Table:
     """Convert a MOT-style CSV to the LABELS schema.
@@ -384,7 +401,8 @@ def labels_from_mot_csv(
     (team, number)). Rows with neither are labelled players without an identity.
     """
     rows: dict[str, list] = {name: [] for name in LABELS.names}
-    with open(csv_path, newline="") as handle:
+    text = store.read_text(os.fspath(csv_path))
+    with io.StringIO(text, newline="") as handle:
         for line_no, rec in enumerate(csv.reader(handle), start=1):
             if not rec or rec[0].startswith("#"):
                 continue
@@ -432,11 +450,11 @@ def labels_from_mot_csv(
 def main(argv: list[str] | None = None) -> int:
     """``python -m hoopray.evaluate OUT_ROOT LABELS_ROOT``: print the metrics table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("out_root", type=Path, help="hoopray output directory")
-    parser.add_argument("labels_root", type=Path, help="<labels>/<game_id>/<clip_id>.parquet")
+    parser.add_argument("out_root", help="hoopray output root (a path or a URI)")
+    parser.add_argument("labels_root", help="<labels>/<game_id>/<clip_id>.parquet (path or URI)")
     parser.add_argument("--iou", type=float, default=0.5, help="box IoU to match (0.5)")
     args = parser.parse_args(argv)
-    if not args.labels_root.is_dir():
+    if not store.is_dir(args.labels_root):
         parser.error(f"labels directory not found: {args.labels_root}")
     scores = evaluate_output(args.out_root, args.labels_root, iou_threshold=args.iou)
     if not scores:

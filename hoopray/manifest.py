@@ -1,36 +1,42 @@
-"""What was produced from what: the manifest behind nightly idempotence.
+"""What was produced from what: the per-game manifest behind incremental runs.
 
-``<out>/_manifest/manifest.json`` records, per game, the fingerprints of its clips and
-roster, and per clip the hash of the config of each stage that produced its outputs
-(team model, observe, resolve, render) with the clip's last status. :func:`plan` compares
-the inputs of a run with it and says, per game and clip, which stages must run:
+``<out>/_manifest/games/<game_id>.json`` records one game: the clips its team model was
+fitted from and that fit's config hash, the roster's fingerprint, the resolve config, and
+per clip its fingerprint, last status and the config hashes of the stages that produced
+its outputs. The finishing task of a game writes it once, when the game is done. A job
+killed earlier leaves the completion markers of what it finished (the clip's
+``observations/clip`` row carries its fingerprint and observe hash, the team model its
+``fit.json``), and the next plan trusts those.
 
-- the team model is refit when the game's set of clips (ids and fingerprints) or the
-  team stage's config changes, or the model file is gone (unless the last fit, with
-  the same clips and config, failed: it would fail again); a refit re-observes every
-  clip of the game, since team votes depend on the model;
-- a clip is re-observed when new, when its fingerprint or the observe config changes,
-  when its observations are gone, or (only with ``retry_failed``) when it failed before;
-- a game is re-resolved as a whole when any clip of it was observed again, or the
-  resolve config or the roster changed (team naming uses every clip's numbers); a
-  changed roster also retries the clips that failed at stage ``roster``;
-- a clip is re-rendered when it is re-resolved or the render config changed; the
-  pipeline also skips a render whose identities came out unchanged.
+:func:`plan_game` compares a game's inputs with its entry and says which stages run:
 
-Pure: the planner reads nothing from disk; :func:`load` and :func:`save` do the I/O.
+- the team model is refitted when the team config changes, when the model is gone
+  (unless the last fit, on the same clips and config, failed), or when the clips it was
+  fitted from and the game's clips differ by more than ``refit_fraction`` (clips added,
+  removed or changed over the clips fitted from). Otherwise new clips use the model;
+- a clip is observed when it is new, its fingerprint or the observe config changed, its
+  observations are gone, or (with ``retry_failed``) it failed before. Observing needs no
+  team model, so a refit never re-observes;
+- a game is resolved as a whole when a clip of it is observed, the model is refitted,
+  a clip was removed, the roster or the resolve config changed;
+- a clip is rendered when it is resolved or the render config changed (the render is
+  skipped when its identities came out unchanged and the video exists).
+
+Pure: the planner reads nothing; :func:`load_game` and :func:`save_game` do the I/O.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 from hoopray.types import ClipStatus
 
-MANIFEST_FILE = ("_manifest", "manifest.json")
-VERSION = 1
+MANIFEST_DIR = ("_manifest", "games")
+FINGERPRINTS_DIR = ("_manifest", "fingerprints")
+VERSION = 2
 
 
 @dataclass
@@ -40,49 +46,42 @@ class ClipEntry:
     stage: str | None = None
     reason: str | None = None
     observe_hash: str = ""
-    resolve_hash: str = ""
     render_hash: str = ""
     identities_hash: str = ""
 
 
 @dataclass
 class GameEntry:
-    clips_key: str = ""
     team_hash: str = ""
-    roster_fingerprint: str = ""
-    clips: dict[str, ClipEntry] = field(default_factory=dict)
+    team_clips: dict[str, str] = field(default_factory=dict)  # clip_id -> fingerprint fitted
     team_failed: bool = False
-
-
-@dataclass
-class Manifest:
-    games: dict[str, GameEntry] = field(default_factory=dict)
+    roster_fingerprint: str = ""
+    resolve_hash: str = ""
+    clips: dict[str, ClipEntry] = field(default_factory=dict)
     version: int = VERSION
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str) -> Manifest:
+    def from_json(cls, text: str) -> GameEntry:
         data = json.loads(text)
         if data.get("version") != VERSION:
             raise ValueError(f"manifest version {data.get('version')!r} != {VERSION}")
-        games = {}
-        for game_id, g in data.get("games", {}).items():
-            clips = {cid: ClipEntry(**c) for cid, c in g.get("clips", {}).items()}
-            games[game_id] = GameEntry(
-                clips_key=g.get("clips_key", ""),
-                team_hash=g.get("team_hash", ""),
-                roster_fingerprint=g.get("roster_fingerprint", ""),
-                clips=clips,
-                team_failed=bool(g.get("team_failed", False)),
-            )
-        return cls(games=games)
+        clips = {cid: ClipEntry(**c) for cid, c in data.get("clips", {}).items()}
+        return cls(
+            team_hash=str(data.get("team_hash", "")),
+            team_clips=dict(data.get("team_clips", {})),
+            team_failed=bool(data.get("team_failed", False)),
+            roster_fingerprint=str(data.get("roster_fingerprint", "")),
+            resolve_hash=str(data.get("resolve_hash", "")),
+            clips=clips,
+        )
 
 
 @dataclass(frozen=True)
 class StageHashes:
-    """Config hashes of the stages (see :func:`hoopray.config.config_hash`)."""
+    """Config hashes of the stages: each covers only the keys that change what it computes."""
 
     team: str
     observe: str
@@ -113,25 +112,43 @@ class GamePlan:
     def idle(self) -> bool:
         return not self.fit_teams and not self.removed and all(c.idle for c in self.clips)
 
+    @property
+    def resolves(self) -> bool:
+        return any(c.resolve or c.render for c in self.clips) or bool(self.removed)
+
     def clip(self, clip_id: str) -> ClipPlan:
         return next(c for c in self.clips if c.clip_id == clip_id)
 
 
 @dataclass(frozen=True)
+class Fit:
+    """What a finished team fit recorded in ``teams/fit.json``."""
+
+    team_hash: str
+    clips: dict[str, str]
+    failed: bool = False
+
+
+@dataclass(frozen=True)
 class GameInputs:
-    """What the planner needs to know about one game's inputs and outputs on disk."""
+    """What the planner knows about one game's inputs and outputs.
+
+    ``observed``: clip id -> (fingerprint, observe hash) of every clip whose observations
+    are complete in the store. ``fit``: the last finished fit when the model is present
+    or that fit failed, else None.
+    """
 
     game_id: str
     clips: dict[str, str]  # clip_id -> fingerprint
     roster_fingerprint: str = ""
-    team_model_present: bool = True
-    observed: frozenset[str] = frozenset()  # clip ids whose observations exist
+    observed: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    fit: Fit | None = None
 
 
-def clips_key(clips: dict[str, str]) -> str:
-    """A hash of a game's set of clips (ids and fingerprints)."""
-    text = json.dumps(sorted(clips.items()))
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+def changed_fraction(fitted: Mapping[str, str], current: Mapping[str, str]) -> float:
+    """Clips added, removed or changed since the fit, over the clips fitted from."""
+    changed = {c for c in set(fitted) | set(current) if fitted.get(c) != current.get(c)}
+    return len(changed) / max(1, len(fitted))
 
 
 def plan_game(
@@ -139,93 +156,102 @@ def plan_game(
     entry: GameEntry | None,
     hashes: StageHashes,
     *,
+    refit_fraction: float = 0.2,
     force: bool = False,
     retry_failed: bool = False,
 ) -> GamePlan:
     """Which stages must run for one game (see the module docstring for the rules)."""
     old = entry or GameEntry()
-    fit = (
-        force
-        or entry is None
-        or old.clips_key != clips_key(game.clips)
-        or old.team_hash != hashes.team
-        or (not game.team_model_present and not old.team_failed)
-    )
+    fit = game.fit
+    if fit is None or force or fit.team_hash != hashes.team:
+        fit_teams = True
+    elif fit.failed:
+        fit_teams = retry_failed or fit.clips != game.clips
+    else:
+        fit_teams = changed_fraction(fit.clips, game.clips) > refit_fraction
     roster_changed = old.roster_fingerprint != game.roster_fingerprint
-    observe: dict[str, bool] = {}
+    decided = []
     for clip_id, fp in sorted(game.clips.items()):
         prev = old.clips.get(clip_id)
-        roster_retry = (
-            roster_changed
-            and prev is not None
-            and prev.stage == "roster"
-            and prev.status != ClipStatus.OK
+        failed = prev is not None and prev.status == ClipStatus.FAILED
+        fresh = game.observed.get(clip_id) == (fp, hashes.observe)
+        if force or (failed and retry_failed):
+            observe = True
+        elif fresh:
+            observe = False
+        else:
+            # a clip that failed on the same input and config would fail again
+            observe = not (
+                failed and prev.fingerprint == fp and prev.observe_hash == hashes.observe
+            )
+        # observations the entry does not know of: a killed run made them, never resolved
+        # (a failed observe leaves no marker, so a marker next to one is newer)
+        unrecorded = fresh and (
+            prev is None
+            or (failed and prev.stage == "observe")
+            or (prev.fingerprint, prev.observe_hash) != (fp, hashes.observe)
         )
-        observe[clip_id] = (
-            fit
-            or prev is None
-            or prev.fingerprint != fp
-            or prev.observe_hash != hashes.observe
-            or (prev.status == ClipStatus.OK and clip_id not in game.observed)
-            or (retry_failed and prev.status != ClipStatus.OK)
-            or (roster_retry and clip_id not in game.observed)
+        skip = (
+            failed
+            and not observe
+            and not unrecorded
+            and not (roster_changed and prev.stage == "roster")
         )
-    failed_before = {
-        cid
-        for cid, prev in old.clips.items()
-        if prev.status != ClipStatus.OK
-        and not observe.get(cid)
-        and not (roster_changed and prev.stage == "roster")
-    }
-    resolve_game = (
-        any(observe.values())
-        or roster_changed
-        or any(
-            prev.resolve_hash != hashes.resolve
-            for cid, prev in old.clips.items()
-            if cid in game.clips and cid not in failed_before
-        )
+        decided.append((clip_id, observe, unrecorded or observe or prev is None, prev, skip))
+    removed = tuple(sorted(set(old.clips) - set(game.clips)))
+    refitted = (
+        fit is not None
+        and entry is not None
+        and (fit.team_hash, fit.clips, fit.failed)
+        != (old.team_hash, old.team_clips, old.team_failed)
     )
-    clips = []
-    for clip_id in sorted(game.clips):
-        prev = old.clips.get(clip_id)
-        skip = clip_id in failed_before
+    resolve_game = (
+        fit_teams
+        or refitted
+        or bool(removed)
+        or roster_changed
+        or old.resolve_hash != hashes.resolve
+        or any(new for _, _, new, _, _ in decided)
+    )
+    plans = []
+    for clip_id, observe, _, prev, skip in decided:
         resolve = resolve_game and not skip
         render = resolve or (not skip and (prev is None or prev.render_hash != hashes.render))
-        clips.append(ClipPlan(clip_id, observe[clip_id], resolve, render))
-    removed = tuple(sorted(set(old.clips) - set(game.clips)))
-    return GamePlan(game.game_id, fit, tuple(clips), removed)
+        plans.append(ClipPlan(clip_id, observe, resolve, render))
+    return GamePlan(game.game_id, fit_teams, tuple(plans), removed)
 
 
-def plan(
-    games: list[GameInputs],
-    manifest: Manifest,
-    hashes: StageHashes,
-    *,
-    force: bool = False,
-    retry_failed: bool = False,
-) -> list[GamePlan]:
-    """:func:`plan_game` for every game of the input, in input order."""
-    return [
-        plan_game(g, manifest.games.get(g.game_id), hashes, force=force, retry_failed=retry_failed)
-        for g in games
-    ]
+def clips_key(clips: Mapping[str, str]) -> str:
+    """A hash of a set of clips (ids and fingerprints)."""
+    text = json.dumps(sorted(clips.items()))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def manifest_path(out_root: Path) -> Path:
-    return Path(out_root).joinpath(*MANIFEST_FILE)
+def game_location(out_root: str, game_id: str) -> str:
+    from hoopray import store
+
+    return store.join(out_root, *MANIFEST_DIR, f"{store.check_id(game_id, 'game_id')}.json")
 
 
-def load(out_root: Path) -> Manifest:
-    """The manifest of an output root (empty when there is none yet)."""
-    path = manifest_path(out_root)
-    if not path.is_file():
-        return Manifest()
-    return Manifest.from_json(path.read_text())
+def load_game(out_root: str, game_id: str) -> GameEntry | None:
+    """A game's entry, or None when it has none (one read, no listing)."""
+    from hoopray import store
+
+    location = game_location(out_root, game_id)
+    try:
+        return GameEntry.from_json(store.read_text(location))
+    except FileNotFoundError:
+        return None
 
 
-def save(out_root: Path, manifest: Manifest) -> Path:
-    """Write the manifest atomically."""
-    from hoopray.store import atomic_write_text
+def save_game(out_root: str, game_id: str, entry: GameEntry) -> str:
+    """Write a game's entry as one whole object."""
+    from hoopray import store
 
-    return atomic_write_text(manifest_path(out_root), manifest.to_json() + "\n")
+    return store.write_text(game_location(out_root, game_id), entry.to_json() + "\n")
+
+
+def delete_game(out_root: str, game_id: str) -> None:
+    from hoopray import store
+
+    store.delete(game_location(out_root, game_id))

@@ -21,9 +21,11 @@ Per frame ``i`` (0-based, as decoded):
   them); the others are read in one batched reader call, unless the track they overlap
   most has been *early-stopped* (below). Every read is recorded with its IoS to every
   track it overlaps (``observations/reads``).
-- team evidence: on a track's first frame and every ``team_stride`` frames after, the
-  central part of its box is embedded and classified by the team model
-  (``observations/team_votes``).
+- team evidence (with an embedder): on a track's first frame and every ``team_stride``
+  frames after, the central part of its box is embedded and the embedding is recorded
+  (float16) with ``own_fraction``, the share of that crop covered by the track's own mask
+  (``observations/team_votes``). No team model is involved: :func:`hoopray.resolve.resolve`
+  assigns the clusters, so refitting a game's team model re-observes nothing.
 
 Early stop (``skip_confirmed_reads``): OCR is the expensive part, so a track stops being
 read once its own reads (those where it is the best overlapping track with IoS >=
@@ -36,13 +38,13 @@ read every number on every read frame). Likewise a sweep of ``min_read_confidenc
 turn some of the early-stopping reads into unreadable ones; the early stop does not look at
 confidences.
 
-Rows are packed into Arrow record batches of at most 4,096 rows or about 8 MiB of text
-(RLE strings) as they accumulate. Without a sink, :func:`observe` keeps those batches and
-returns whole tables, so its memory grows with the clip's rows (a few KiB per frame with
-real masks). With a ``sink`` (the pipeline's path: :func:`hoopray.pipeline.observe_to_store`
-streams them into the store's Parquet writers) each full batch is handed over and
-dropped, so memory is bounded by one frame, the live masks, the tracker's state and one
-batch per table, whatever the clip's length.
+Rows are packed into Arrow record batches of at most 4,096 rows or about 8 MiB of strings
+and bytes (RLE strings, embeddings) as they accumulate. Without a sink, :func:`observe`
+keeps those batches and returns whole tables, so its memory grows with the clip's rows (a
+few KiB per frame with real masks). With a ``sink`` (the pipeline's path: it streams them
+into the store's Parquet writers) each full batch is handed over and dropped, so memory is
+bounded by one frame, the live masks, the tracker's state and one batch per table, whatever
+the clip's length.
 """
 
 from __future__ import annotations
@@ -56,7 +58,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pyarrow as pa
 
-from hoopray.geometry import clip_boxes, crop, ios_masks_boxes, pad_boxes, shrink_boxes
+from hoopray.geometry import (
+    box_pixels,
+    clip_boxes,
+    crop,
+    ios_masks_boxes,
+    pad_boxes,
+    shrink_boxes,
+)
 from hoopray.masks import clean_masks, mask_areas, masks_to_xyxy, rle_encode
 from hoopray.models.base import CLASS_NAME, SOURCE, Models, Tracker
 from hoopray.types import (
@@ -72,8 +81,6 @@ from hoopray.types import (
 
 if TYPE_CHECKING:
     import supervision as sv
-
-    from hoopray.teams import TeamModel
 
 _CLASS_MATCH_IOU = 0.5
 _CHUNK_ROWS = 4096
@@ -144,8 +151,9 @@ class _TableBuilder:
     """Accumulates rows column-wise and packs them into Arrow record batches as it goes.
 
     A batch is packed once it holds ``chunk_rows`` rows or ``chunk_text_bytes`` characters
-    of strings. Without a ``sink`` the batches are kept for :meth:`table`; with one, each
-    is handed to it and dropped, and :meth:`table` returns an empty table.
+    of strings and bytes of binary values. Without a ``sink`` the batches are kept for
+    :meth:`table`; with one, each is handed to it and dropped, and :meth:`table` returns an
+    empty table.
     """
 
     def __init__(
@@ -160,7 +168,9 @@ class _TableBuilder:
         self.chunk_text_bytes = chunk_text_bytes
         self.sink = sink
         self._columns: dict[str, list[object]] = {name: [] for name in schema.names}
-        self._text_columns = [f.name for f in schema if pa.types.is_string(f.type)]
+        self._text_columns = [
+            f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_binary(f.type)
+        ]
         self._text_bytes = 0
         self._batches: list[pa.RecordBatch] = []
         self.rows = 0
@@ -275,10 +285,8 @@ def _confident(players: sv.Detections, min_confidence: float) -> sv.Detections:
     return players[np.asarray(players.confidence) >= min_confidence]
 
 
-def _check_models(models: Models, team_model: TeamModel | None) -> None:
+def _check_models(models: Models) -> None:
     missing = [name for name in ("detector", "tracking", "reader") if getattr(models, name) is None]
-    if team_model is not None and models.embedder is None:
-        missing.append("embedder (a team model was given)")
     if missing:
         raise ValueError(f"observe needs models: {', '.join(missing)}")
 
@@ -289,12 +297,10 @@ class _ClipObserver:
     def __init__(
         self,
         models: Models,
-        team_model: TeamModel | None,
         cfg: ObserveConfig,
         sink: RowSink | None = None,
     ):
         self.models = models
-        self.team_model = team_model
         self.cfg = cfg
         self.tracks, self.reads, self.team_votes = (
             _TableBuilder(
@@ -365,8 +371,8 @@ class _ClipObserver:
         track_ids, masks, areas, boxes = self._record_tracks(index, live, players, default_source)
         if is_read and detections is not None:
             self._read_numbers(index, frame, detections, track_ids, masks, areas)
-        if self.team_model is not None:
-            self._team_evidence(index, frame, track_ids, boxes)
+        if self.models.embedder is not None:
+            self._team_evidence(index, frame, track_ids, masks, boxes)
 
     def _no_tracks(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         width, height = self.size or (0, 0)
@@ -501,7 +507,12 @@ class _ClipObserver:
         )
 
     def _team_evidence(
-        self, index: int, frame: np.ndarray, track_ids: np.ndarray, boxes: np.ndarray
+        self,
+        index: int,
+        frame: np.ndarray,
+        track_ids: np.ndarray,
+        masks: np.ndarray | None,
+        boxes: np.ndarray,
     ) -> None:
         due = [
             k
@@ -512,53 +523,72 @@ class _ClipObserver:
         if not due:
             return
         central = clip_boxes(shrink_boxes(boxes[due], self.cfg.crop_scale), self.size or (0, 0))
+        bounds = box_pixels(central, self.size or (0, 0))
         kept: list[int] = []
         crops: list[np.ndarray] = []
-        for k, box in zip(due, central, strict=True):
-            image = crop(frame, box)
-            if image.size:
-                kept.append(k)
-                crops.append(image)
+        own: list[float] = []
+        for k, (c1, r1, c2, r2) in zip(due, bounds.tolist(), strict=True):
+            image = frame[r1:r2, c1:c2]
+            if not image.size:
+                continue
+            kept.append(k)
+            crops.append(image.copy())
+            own.append(_own_fraction(None if masks is None else masks[k], (c1, r1, c2, r2)))
         if not crops:
             return
-        assert self.models.embedder is not None and self.team_model is not None
-        embeddings = self.models.embedder.embed(crops)
-        clusters, confidence = self.team_model.predict(embeddings)
+        assert self.models.embedder is not None
+        embeddings = np.asarray(self.models.embedder.embed(crops))
+        if embeddings.ndim != 2 or len(embeddings) != len(crops):
+            raise ValueError(
+                f"the embedder returned shape {embeddings.shape} for {len(crops)} crops"
+            )
         self.counts["embedder_calls"] += 1
         self.counts["team_crops"] += len(crops)
         ids = [int(track_ids[k]) for k in kept]
         for tid in ids:
             self.last_team_frame[tid] = index
+        values = embeddings.astype("<f2")
         self.team_votes.extend(
             {
                 "frame": [index] * len(ids),
                 "track_id": ids,
-                "cluster": np.asarray(clusters).astype(int).tolist(),
-                "confidence": np.asarray(confidence, dtype=np.float32).tolist(),
+                "embedding": [row.tobytes() for row in values],
+                "dim": [values.shape[1]] * len(ids),
+                "own_fraction": own,
             }
         )
+
+
+def _own_fraction(mask: np.ndarray | None, bounds: tuple[int, int, int, int]) -> float:
+    """Share of the pixels ``[c1, r1, c2, r2)`` that ``mask`` covers; 1.0 without a mask."""
+    if mask is None:
+        return 1.0
+    c1, r1, c2, r2 = bounds
+    patch = mask[r1:r2, c1:c2]
+    return float(np.count_nonzero(patch)) / patch.size if patch.size else 0.0
 
 
 def observe(
     clip: ClipRef,
     models: Models,
-    team_model: TeamModel | None,
     cfg: ObserveConfig,
     *,
     sink: RowSink | None = None,
+    observe_hash: str = "",
 ) -> Observations:
     """Run the models over one clip and record what they see.
 
     Args:
-        clip: the clip to observe.
-        models: detector, tracking and reader are required; the embedder too when
-            ``team_model`` is given.
-        team_model: the game's fitted team model, or None to record no team evidence.
+        clip: the clip to observe; ``clip.path`` is a local path.
+        models: detector, tracking and reader are required; without an embedder no team
+            evidence is recorded.
         cfg: strides, padding and early stop.
         sink: where the rows of :data:`STREAMED_TABLES` go as they are produced, one record
             batch at a time (``sink(name, batch)``, in row order; the schemas are those of
             ``observations/<name>``; a table without rows gets no call). None keeps
             them and returns them as tables.
+        observe_hash: the hash of the observe stage's config, stored in
+            ``observations/clip`` (null when empty).
 
     Returns:
         Observations with the ``observations/tracks``, ``reads``, ``team_votes`` and
@@ -573,10 +603,10 @@ def observe(
     """
     from hoopray.video import VideoError, iter_frames, probe
 
-    _check_models(models, team_model)
+    _check_models(models)
     started = time.perf_counter()
     info = probe(clip.path)
-    observer = _ClipObserver(models, team_model, cfg, sink)
+    observer = _ClipObserver(models, cfg, sink)
     try:
         for index, frame in iter_frames(clip.path, stop=cfg.max_frames):
             observer.frame(index, frame)
@@ -602,6 +632,7 @@ def observe(
             "reader_calls": [counts["reader_calls"]],
             "crops_read": [counts["crops_read"]],
             "seconds": [time.perf_counter() - started],
+            "observe_hash": [observe_hash or None],
         },
         schema=OBS_CLIP,
     )

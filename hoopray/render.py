@@ -9,17 +9,21 @@
 
 The clip is decoded frame by frame and each mask decoded only for the frame it belongs
 to, so memory does not grow with the clip's length. The output is H.264 (libx264,
-yuv420p) that browsers play, and appears atomically (see :class:`hoopray.video.H264Writer`).
+yuv420p) that browsers play. It may go to any :mod:`hoopray.store` location and appears
+whole or not at all: the video is encoded into a local temporary file
+(:func:`hoopray.store.atomic_path`), then renamed over the target or uploaded as one object.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
+from hoopray import store
 from hoopray.masks import rle_decode
 from hoopray.roster import Roster
 from hoopray.teams import TeamNaming
@@ -27,6 +31,8 @@ from hoopray.types import Identities, IdentityStatus
 from hoopray.video import H264Writer, iter_frames, probe
 
 Colour = tuple[int, int, int]
+
+VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv")
 
 NEUTRAL: Colour = (160, 160, 160)
 
@@ -139,24 +145,27 @@ def render(
     identities: Identities,
     roster: Roster | None,
     naming: TeamNaming | None,
-    out_path: str | Path,
+    out_path: str | os.PathLike[str],
     *,
     opacity: float = 0.5,
     label_font_scale: float | None = None,
     neutral: Colour = NEUTRAL,
     crf: int = 23,
-) -> Path:
+) -> str:
     """Write ``clip_path`` with masks and labels drawn on it to ``out_path`` (H.264).
 
     Args:
-        clip_path: the source clip.
+        clip_path: the source clip, a local file (make a scratch copy of a remote one,
+            e.g. with :func:`hoopray.store.local_copy`).
         tracks: the clip's ``observations/tracks`` (frame, track_id, box, mask RLE with its
             height and width; a mask of another size is resized to the frame).
         identities: the clip's resolved identities (only ``identities.tracks`` is used);
             a track missing from it is drawn as unread.
         roster: team colours; without it every mask is neutral.
         naming: fills in team names that ``identities`` lacks.
-        out_path: destination ``.mp4`` (or ``.mov``/``.mkv``); its parent is created.
+        out_path: destination ``.mp4`` (or ``.mov``/``.mkv``), any store location; a
+            local parent folder is created. Nothing appears there unless the whole video
+            was written.
         opacity: mask blend weight in [0, 1].
         label_font_scale: OpenCV font scale; None scales with the frame height
             (0.6 at 720 rows).
@@ -164,16 +173,19 @@ def render(
         crf: x264 quality (lower is better and larger).
 
     Returns:
-        ``out_path``. Every frame of the clip is written, annotated or not.
+        ``out_path``, normalised (:func:`hoopray.store.normalise`). Every frame of the
+        clip is written, annotated or not.
 
     Raises:
-        ValueError: an opacity outside [0, 1].
+        ValueError: an opacity outside [0, 1], or an output without a video suffix.
         hoopray.video.VideoError: the clip cannot be decoded or no frame was written.
     """
     if not 0.0 <= opacity <= 1.0:
         raise ValueError(f"opacity must be in [0, 1], got {opacity}")
-    out = Path(out_path)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    out = store.normalise(out_path)
+    suffix = os.path.splitext(store.name_of(out))[1].lower()
+    if suffix not in VIDEO_SUFFIXES:
+        raise ValueError(f"{out}: output must end in one of {sorted(VIDEO_SUFFIXES)}")
     styles = track_styles(identities, roster, naming, neutral)
     unread = Style(colour=neutral, label=None)
 
@@ -187,19 +199,27 @@ def render(
 
     info = probe(clip_path)
     scale = label_font_scale or max(0.4, 0.6 * info.height / 720)
-    with H264Writer(out, info.width, info.height, info.fps or 30.0, crf=crf) as writer:
-        for index, frame in iter_frames(clip_path):
-            rgb = frame if frame.flags.writeable else frame.copy()
-            start, stop = slices.get(index, (0, 0))
-            rows = order[start:stop]
-            for i in rows:
-                style = styles.get(int(track_ids[i]), unread)
-                counts = rles[int(i)].as_py()
-                mask = _mask(counts, int(heights[i]), int(widths[i]), rgb.shape[:2])
-                _blend(rgb, mask, style.colour, opacity)
-            for i in rows:
-                style = styles.get(int(track_ids[i]), unread)
-                if style.label:
-                    _draw_label(rgb, boxes[i], style.label, style.colour, scale)
-            writer.write(rgb)
+    with store.atomic_path(out) as tmp:
+        # H264Writer picks its muxer by the suffix and renames its own part file over its
+        # target: encode to a name with the video's suffix beside ``tmp``, then move it.
+        encoded = tmp.with_name(tmp.name + suffix)
+        try:
+            with H264Writer(encoded, info.width, info.height, info.fps or 30.0, crf=crf) as w:
+                for index, frame in iter_frames(clip_path):
+                    rgb = frame if frame.flags.writeable else frame.copy()
+                    start, stop = slices.get(index, (0, 0))
+                    rows = order[start:stop]
+                    for i in rows:
+                        style = styles.get(int(track_ids[i]), unread)
+                        counts = rles[int(i)].as_py()
+                        mask = _mask(counts, int(heights[i]), int(widths[i]), rgb.shape[:2])
+                        _blend(rgb, mask, style.colour, opacity)
+                    for i in rows:
+                        style = styles.get(int(track_ids[i]), unread)
+                        if style.label:
+                            _draw_label(rgb, boxes[i], style.label, style.colour, scale)
+                    w.write(rgb)
+            os.replace(encoded, tmp)
+        finally:
+            encoded.unlink(missing_ok=True)
     return out

@@ -12,13 +12,16 @@
 - time per stage (``#timing``).
 
 Every link is relative to the game folder, so the report works opened from disk or
-served over HTTP, and it loads nothing from the network. Everything taken from the data
+served over HTTP (an S3 or GCS static site included), and it loads nothing from the
+network. The output root may be any :mod:`hoopray.store` location; every file is read and
+written through the store. Everything taken from the data
 (clip ids, player and team names, failure reasons) is HTML-escaped.
 
-Inputs: the tables ``identities/tracks``, ``observations/clip`` and ``status/clips``
-(:func:`hoopray.store.read_table`), the game's ``roster.yaml`` (see
-:func:`write_game_report`),
-``<out>/<game_id>/teams/`` and ``<out>/<game_id>/videos/<clip_id>.mp4``.
+Inputs: the game's partitions of the tables ``identities/tracks``, ``observations/clip``
+and ``status/clips`` (:func:`hoopray.store.read_table`, one listing per table), the game's
+``roster.yaml`` (see :func:`write_game_report`), ``<out>/<game_id>/teams/`` and
+``<out>/<game_id>/videos/<clip_id>.mp4``. The index (:func:`write_index`) is written once
+per run and reads per-game data only.
 """
 
 from __future__ import annotations
@@ -29,7 +32,6 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -127,7 +129,7 @@ class ClipInfo:
     seconds: dict[str, float] = field(default_factory=dict)
     confirmed: int = 0
     names: list[str] = field(default_factory=list)
-    video: Path | None = None
+    video: str | None = None
 
     @property
     def duration(self) -> float | None:
@@ -170,32 +172,37 @@ def _union_length(intervals: Iterable[tuple[int, int]]) -> int:
     return total
 
 
-def _rows(out_root: Path, name: str, game_id: str) -> list[dict[str, Any]]:
+def _rows(out_root: str, name: str, game_id: str) -> list[dict[str, Any]]:
     return store.read_table(out_root, name, game_id=game_id).to_pylist()
 
 
-def _load_roster(path: Path) -> tuple[Roster | None, str | None]:
-    if not path.is_file():
-        return None, None
+def _load_roster(location: str) -> tuple[Roster | None, str | None]:
     try:
-        return load_roster(path), None
+        if not store.is_file(location):
+            return None, None
+        return load_roster(location), None
     except (RosterError, OSError, ValueError) as err:
         return None, str(err)
 
 
-def _find_roster(game_dir: Path, clips: Iterable[ClipInfo]) -> Path | None:
+def _find_roster(game_dir: str, clips: Iterable[ClipInfo]) -> str | None:
     """The copy in the output, else the roster in the input folder of the game's clips."""
-    candidates = [game_dir / ROSTER_FILE]
-    candidates += [Path(c.path).parent / ROSTER_FILE for c in clips if c.path]
-    return next((p for p in candidates if p.is_file()), None)
+    candidates = [store.join(game_dir, ROSTER_FILE)]
+    candidates += [store.join(store.parent(c.path), ROSTER_FILE) for c in clips if c.path]
+    for location in dict.fromkeys(candidates):
+        try:
+            if store.is_file(location):
+                return location
+        except (OSError, ValueError):  # an input store that cannot be reached here
+            continue
+    return None
 
 
-def _load_naming(teams_dir: Path) -> tuple[dict[str, Any] | None, str | None]:
-    path = teams_dir / NAMING_FILE
-    if not path.is_file():
-        return None, None
+def _load_naming(teams_dir: str) -> tuple[dict[str, Any] | None, str | None]:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(store.read_text(store.join(teams_dir, NAMING_FILE)))
+    except FileNotFoundError:
+        return None, None
     except (OSError, ValueError) as err:
         return None, f"{NAMING_FILE} unreadable: {err}"
     if not isinstance(data, dict):
@@ -203,26 +210,37 @@ def _load_naming(teams_dir: Path) -> tuple[dict[str, Any] | None, str | None]:
     return data, None
 
 
-def _video_codecs(path: Path) -> str:
-    """The RFC 6381 ``avc1.PPCCLL`` string of an H.264 mp4 (from its avcC box)."""
+_CODEC_WINDOW = 1 << 20
+
+
+def _avc_codecs(blob: bytes) -> str | None:
+    at = blob.find(b"avcC")
+    if at >= 0 and len(blob) >= at + 8:
+        profile, compat, level = blob[at + 5], blob[at + 6], blob[at + 7]
+        return f"avc1.{profile:02X}{compat:02X}{level:02X}"
+    return None
+
+
+def _video_codecs(location: str) -> str:
+    """The RFC 6381 ``avc1.PPCCLL`` string of an H.264 mp4 (from its avcC box).
+
+    The box sits in the ``moov`` atom, at the start of a faststart file (one ranged read);
+    otherwise the end of the file is read too (from a scratch copy for a remote object).
+    """
     try:
-        size = path.stat().st_size
-        with open(path, "rb") as handle:
-            head = handle.read(1 << 20)
-            handle.seek(max(0, size - (1 << 20)))
-            tail = handle.read()
+        found = _avc_codecs(store.read_head(location, _CODEC_WINDOW))
+        if found:
+            return found
+        with store.local_copy(location) as local, open(local, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, handle.tell() - _CODEC_WINDOW))
+            return _avc_codecs(handle.read()) or DEFAULT_CODECS
     except OSError:
         return DEFAULT_CODECS
-    for blob in (head, tail):
-        at = blob.find(b"avcC")
-        if at >= 0 and len(blob) >= at + 8:
-            profile, compat, level = blob[at + 5], blob[at + 6], blob[at + 7]
-            return f"avc1.{profile:02X}{compat:02X}{level:02X}"
-    return DEFAULT_CODECS
 
 
 def _clips(
-    out_root: Path, game_id: str, game_dir: Path, tracks: Sequence[Mapping[str, Any]]
+    out_root: str, game_id: str, game_dir: str, tracks: Sequence[Mapping[str, Any]]
 ) -> dict[str, ClipInfo]:
     clips: dict[str, ClipInfo] = {}
 
@@ -253,11 +271,10 @@ def _clips(
             label = _identity_label(row["team_name"], row["number"], row["player_name"])
             if label not in clip.names:
                 clip.names.append(label)
-    videos = game_dir / VIDEOS_DIR
-    if videos.is_dir():
-        for path in sorted(videos.glob("*.mp4")):
-            if not path.name.startswith("."):
-                info(path.stem).video = path
+    videos = store.join(game_dir, VIDEOS_DIR)
+    for entry in store.list_dir(videos):
+        if not entry.is_dir and entry.name.endswith(".mp4") and not entry.name.startswith("."):
+            info(entry.name[: -len(".mp4")]).video = store.join(videos, entry.name)
     return dict(sorted(clips.items()))
 
 
@@ -424,19 +441,23 @@ def _fmt(value: object) -> str:
     return f"{value:.2f}" if isinstance(value, float) else str(value)
 
 
-def _teams_section(teams_dir: Path) -> str:
+def _teams_section(teams_dir: str) -> str:
     parts = ['<section id="teams"><h2>Team model</h2>']
-    if not teams_dir.is_dir():
+    entries = [e for e in store.list_dir(teams_dir) if not e.name.startswith(".")]
+    if not entries:
         parts.append('<p class="muted">No team model for this game.</p></section>')
         return "\n".join(parts)
-    images = sorted(p for p in teams_dir.glob("*.png") if not p.name.startswith("."))
-    for path in images:
-        caption = path.stem.replace("_", " ")
+    images = sorted(e.name for e in entries if not e.is_dir and e.name.endswith(".png"))
+    for name in images:
+        caption = name[: -len(".png")].replace("_", " ")
         parts.append(
-            f'<figure><img src="{_e(_href(TEAMS_DIR, path.name))}" alt="{_e(caption)}">'
+            f'<figure><img src="{_e(_href(TEAMS_DIR, name))}" alt="{_e(caption)}">'
             f"<figcaption>{_e(caption)}</figcaption></figure>"
         )
-    parts.append(_naming_html(*_load_naming(teams_dir)))
+    if any(e.name == NAMING_FILE for e in entries):
+        parts.append(_naming_html(*_load_naming(teams_dir)))
+    else:
+        parts.append(_naming_html(None, None))
     parts.append("</section>")
     return "\n".join(parts)
 
@@ -444,13 +465,14 @@ def _teams_section(teams_dir: Path) -> str:
 def _video_html(clip: ClipInfo) -> str:
     if clip.video is None:
         return '<span class="muted">no rendered video</span>'
-    src = _e(_href(VIDEOS_DIR, clip.video.name))
+    name = store.name_of(clip.video)
+    src = _e(_href(VIDEOS_DIR, name))
     codecs = _video_codecs(clip.video)
     kind = _e(f'video/mp4; codecs="{codecs}"')
     return (
         f'<video id="video-{_e(clip.clip_id)}" muted controls playsinline preload="auto" '
         f'src="{src}"><source src="{src}" type="{kind}">'
-        f'<a href="{src}">{_e(clip.video.name)}</a></video>'
+        f'<a href="{src}">{_e(name)}</a></video>'
     )
 
 
@@ -547,30 +569,36 @@ def write_game_report(
     stage_seconds: Mapping[str, float] | None = None,
     roster_path: str | os.PathLike[str] | None = None,
     update_index: bool = True,
-) -> Path:
-    """Write ``<out_root>/<game_id>/report.html`` (atomically) and return its path.
+) -> str:
+    """Write ``<out_root>/<game_id>/report.html`` (as one whole object) and return it.
 
     Args:
-        out_root: the output root of a run.
+        out_root: the output root of a run (any store location).
         game_id: the game.
         stage_seconds: wall seconds per stage of the run, shown beside the per-clip sums.
-        roster_path: the game's roster; default ``<out_root>/<game_id>/roster.yaml`` if it
-            exists, else the ``roster.yaml`` beside the game's input clips (their folder,
-            from the ``path`` of ``observations/clip`` or ``status/clips``). A
-            missing roster shows identities without roster names; an unreadable one is
-            reported on the page.
-        update_index: also rewrite ``<out_root>/index.html`` (:func:`write_index`).
+        roster_path: the game's roster (any store location); default
+            ``<out_root>/<game_id>/roster.yaml`` if it exists, else the ``roster.yaml``
+            beside the game's input clips (their folder, from the ``path`` of
+            ``observations/clip`` or ``status/clips``). A missing roster shows identities
+            without roster names; an unreadable one is reported on the page.
+        update_index: also rewrite ``<out_root>/index.html`` (:func:`write_index`). A run
+            that reports several games should pass False and write the index once.
+
+    Returns:
+        The location of the report.
 
     Raises:
         ValueError: an invalid or reserved ``game_id``.
     """
-    root = Path(out_root)
+    root = store.normalise(out_root)
     game_dir = store.game_dir(root, game_id)
     tracks = _rows(root, "identities/tracks", game_id)
     clips = _clips(root, game_id, game_dir, tracks)
     if roster_path is None:
         roster_path = _find_roster(game_dir, clips.values())
-    roster, roster_error = _load_roster(Path(roster_path)) if roster_path else (None, None)
+    roster, roster_error = (
+        _load_roster(store.normalise(roster_path)) if roster_path else (None, None)
+    )
     players, others = _coverage(roster, tracks)
 
     failed = sum(c.status == ClipStatus.FAILED for c in clips.values())
@@ -596,50 +624,94 @@ def write_game_report(
         + "</div>",
         _roster_section(roster, roster_error, players, others, clips),
         _clips_section(clips),
-        _teams_section(game_dir / TEAMS_DIR),
+        _teams_section(store.join(game_dir, TEAMS_DIR)),
         _failures_section(clips),
         _timing_section(clips, stage_seconds),
     ]
-    path = store.atomic_write_text(
-        game_dir / REPORT_FILE, _page(f"hoopray: {game_id}", header, body)
+    path = store.write_text(
+        store.join(game_dir, REPORT_FILE), _page(f"hoopray: {game_id}", header, body)
     )
     if update_index:
         write_index(root)
     return path
 
 
-def write_index(out_root: str | os.PathLike[str]) -> Path:
-    """Write ``<out_root>/index.html`` linking the report of every game that has one."""
-    root = Path(out_root)
-    root.mkdir(parents=True, exist_ok=True)
-    games = sorted(
-        p.name
-        for p in root.iterdir()
-        if p.is_dir()
-        and not p.is_symlink()
-        and p.name not in store.RESERVED_GAME_IDS
-        and (p / REPORT_FILE).is_file()
+@dataclass(frozen=True)
+class _IndexRow:
+    game_id: str
+    clips_ok: int
+    clips_failed: int
+    confirmed: int
+
+
+def _index_row(game: Any) -> _IndexRow:
+    """A game of :func:`write_index` from a ``GameSummary``-like object or a mapping."""
+
+    def value(key: str) -> Any:
+        return game.get(key) if isinstance(game, Mapping) else getattr(game, key, None)
+
+    return _IndexRow(
+        str(value("game_id")),
+        int(value("clips_ok") or 0),
+        int(value("clips_failed") or 0),
+        int(value("confirmed") or 0),
     )
-    counts: dict[str, dict[str, int]] = {g: {} for g in games}
-    for row in store.read_table(root, "status/clips").to_pylist():
-        if row["game_id"] in counts:
-            status = counts[row["game_id"]]
-            status[row["status"]] = status.get(row["status"], 0) + 1
-            status["confirmed"] = status.get("confirmed", 0) + int(row["confirmed"] or 0)
-    if games:
-        rows = "".join(
-            f'<tr><td><a href="{_e(_href(g, REPORT_FILE))}">{_e(g)}</a></td>'
-            f'<td class="num">{counts[g].get(ClipStatus.OK, 0)}</td>'
-            f'<td class="num">{counts[g].get(ClipStatus.FAILED, 0)}</td>'
-            f'<td class="num">{counts[g].get("confirmed", 0)}</td></tr>'
-            for g in games
+
+
+def _counted_row(root: str, game_id: str) -> _IndexRow:
+    """A game's clip counts from its partitions of ``status/clips`` (one listing)."""
+    ok = failed = confirmed = 0
+    for row in _rows(root, "status/clips", game_id):
+        ok += row["status"] == ClipStatus.OK
+        failed += row["status"] == ClipStatus.FAILED
+        confirmed += int(row["confirmed"] or 0)
+    return _IndexRow(game_id, ok, failed, confirmed)
+
+
+def _has_report(root: str, game_id: str) -> bool:
+    try:
+        return store.is_file(store.join(store.game_dir(root, game_id), REPORT_FILE))
+    except ValueError:  # not a usable game id, or a link out of the output root
+        return False
+
+
+def write_index(out_root: str | os.PathLike[str], games: Sequence[Any] | None = None) -> str:
+    """Write ``<out_root>/index.html`` linking the report of every game that has one.
+
+    Args:
+        out_root: the output root (any store location).
+        games: the games to list with their counts: ``GameSummary``-like objects or
+            mappings with ``game_id``, ``clips_ok``, ``clips_failed`` and ``confirmed``
+            (e.g. a run summary's games). Without it, the games are the folders of the
+            output root and the games of the ``status/clips`` table, counted from each
+            game's own partitions (one listing per game).
+
+    Returns:
+        The location of the index.
+    """
+    root = store.normalise(out_root)
+    if games is not None:
+        rows = {row.game_id: row for row in map(_index_row, games)}
+    else:
+        names = {e.name for e in store.list_dir(root) if e.is_dir}
+        names |= set(store.list_games(root, "status/clips"))
+        names -= store.RESERVED_GAME_IDS
+        rows = {g: _counted_row(root, g) for g in names if _has_report(root, g)}
+    listed = [rows[g] for g in sorted(rows) if games is None or _has_report(root, g)]
+    if listed:
+        cells = "".join(
+            f'<tr><td><a href="{_e(_href(r.game_id, REPORT_FILE))}">{_e(r.game_id)}</a></td>'
+            f'<td class="num">{r.clips_ok}</td>'
+            f'<td class="num">{r.clips_failed}</td>'
+            f'<td class="num">{r.confirmed}</td></tr>'
+            for r in listed
         )
         table = (
             '<section><table id="games"><thead><tr><th>Game</th><th>Clips ok</th>'
-            f"<th>Clips failed</th><th>Confirmed tracks</th></tr></thead><tbody>{rows}"
+            f"<th>Clips failed</th><th>Confirmed tracks</th></tr></thead><tbody>{cells}"
             "</tbody></table></section>"
         )
     else:
         table = '<section><p class="muted">No game report yet.</p></section>'
-    header = f"<h1>hoopray: {len(games)} game{'s' if len(games) != 1 else ''}</h1>"
-    return store.atomic_write_text(root / INDEX_FILE, _page("hoopray games", header, [table]))
+    header = f"<h1>hoopray: {len(listed)} game{'s' if len(listed) != 1 else ''}</h1>"
+    return store.write_text(store.join(root, INDEX_FILE), _page("hoopray games", header, [table]))

@@ -1,9 +1,9 @@
 """Observations + thresholds -> identities: a pure function, no model and no I/O.
 
 Everything here depends only on the stored observations of one clip (see
-:class:`hoopray.types.Observations`), the roster, the team naming and a
-:class:`ResolveConfig`, so a threshold sweep or a corrected roster re-derives identities
-in milliseconds without a GPU.
+:class:`hoopray.types.Observations`), the roster, the team naming, the game's fitted team
+model and a :class:`ResolveConfig`, so a threshold sweep, a refitted team model or a
+corrected roster re-derives identities in milliseconds without a GPU.
 
 Rules, in order:
 
@@ -20,9 +20,14 @@ Rules, in order:
 3. Voting. Each track's reads are fed in (frame, read_id) order to a voter from
    :func:`hoopray.voting.make_voter`; ``confirmed_at_frame`` is the frame of the read that
    confirmed the number, ``reads_seen`` / ``reads_agreeing`` come from the voter.
-4. Team. :func:`hoopray.teams.vote_team` over the track's ``observations/team_votes``
-   rows; a vote below ``min_team_confidence`` leaves the team unknown (its confidence is
-   still reported). ``team_name`` comes from the naming (null without one).
+4. Team. The embeddings of ``observations/team_votes`` (float16, see
+   :func:`decode_embeddings`) are classified by the game's team model in one
+   ``team_model.predict`` call per clip; each vote weighs ``confidence * own_fraction``
+   (a crop that is mostly another player's counts little) in
+   :func:`hoopray.teams.vote_team` over the track's votes. A result below
+   ``min_team_confidence`` leaves the team unknown (its confidence is still reported);
+   without a team model or team votes every team is unknown. ``team_name`` comes from the
+   naming (null without one).
 5. Roster. ``player_name = roster.player(team_name, number)``. A confirmed number that is
    not on the team's roster keeps its number with a null name (and status confirmed).
 6. Conflicts. Confirmed tracks with the same (team cluster, number) whose frame ranges
@@ -51,7 +56,7 @@ import pyarrow.compute as pc
 
 from hoopray import types
 from hoopray.roster import Roster
-from hoopray.teams import TeamNaming, vote_team
+from hoopray.teams import TeamModel, TeamNaming, vote_team
 from hoopray.types import Identities, IdentityStatus, Observations
 from hoopray.voting import make_voter
 
@@ -195,30 +200,59 @@ def _vote_numbers(
     return voter.confirmed_map(), confirmed_at, counts
 
 
+def decode_embeddings(votes: pa.Table) -> np.ndarray:
+    """The embeddings of ``observations/team_votes`` rows as float32 ``(N, dim)``.
+
+    Raises:
+        ValueError: rows of different ``dim``, or an embedding that is not ``dim``
+            little-endian float16 values.
+    """
+    n = votes.num_rows
+    if n == 0:
+        return np.zeros((0, 0), dtype=np.float32)
+    dims = _column(votes, "dim").astype(np.int64)
+    dim = int(dims[0])
+    if dim < 1 or (dims != dim).any():
+        raise ValueError(f"team votes need one dim >= 1; got {sorted(set(dims.tolist()))}")
+    array = votes.column("embedding").combine_chunks().cast(pa.large_binary())
+    offsets = np.frombuffer(array.buffers()[1], np.int64)[array.offset : array.offset + n + 1]
+    if (np.diff(offsets) != 2 * dim).any():
+        raise ValueError(f"team vote embeddings must be {dim} float16 values ({2 * dim} bytes)")
+    data = array.buffers()[2]
+    assert data is not None
+    flat = np.frombuffer(data, dtype="<f2", count=n * dim, offset=int(offsets[0]))
+    return flat.reshape(n, dim).astype(np.float32)
+
+
 def _vote_teams(
-    votes: pa.Table, track_ids: np.ndarray, cfg: ResolveConfig
+    votes: pa.Table, track_ids: np.ndarray, team_model: TeamModel | None, cfg: ResolveConfig
 ) -> tuple[list[int | None], list[float | None]]:
     """Team cluster (None when unknown) and vote confidence per track of ``track_ids``."""
     clusters: list[int | None] = [None] * len(track_ids)
     confidences: list[float | None] = [None] * len(track_ids)
-    if votes.num_rows == 0 or len(track_ids) == 0:
+    if team_model is None or votes.num_rows == 0 or len(track_ids) == 0:
         return clusters, confidences
     vtrack = _column(votes, "track_id").astype(np.int64)
     pos = np.searchsorted(track_ids, vtrack)
     pos_clip = np.minimum(pos, len(track_ids) - 1)
     known = track_ids[pos_clip] == vtrack
     order = np.flatnonzero(known)[np.argsort(pos[known], kind="stable")]
-    vcluster = _column(votes, "cluster")
-    vconf = _column(votes, "confidence")
+    if len(order) == 0:
+        return clusters, confidences
+    embeddings = decode_embeddings(votes)[order]
+    vcluster, vconf = team_model.predict(embeddings)
+    vcluster, vconf = np.asarray(vcluster), np.asarray(vconf, dtype=np.float64)
+    if vcluster.shape != (len(order),) or vconf.shape != (len(order),):
+        raise ValueError(f"the team model returned {vcluster.shape} for {len(order)} embeddings")
+    own = np.clip(_column(votes, "own_fraction").astype(np.float64)[order], 0.0, 1.0)
+    weight = vconf * own
     group = pos[order]
-    bounds = np.flatnonzero(np.r_[True, group[1:] != group[:-1]]) if len(group) else []
-    bounds = np.r_[bounds, len(order)]
+    bounds = np.r_[np.flatnonzero(np.r_[True, group[1:] != group[:-1]]), len(order)]
     for lo, hi in pairwise(bounds):
-        idx = order[lo:hi]
-        cluster, confidence = vote_team(vcluster[idx], vconf[idx])
+        cluster, confidence = vote_team(vcluster[lo:hi], weight[lo:hi])
         k = int(group[lo])
-        confidences[k] = None if confidence is None else float(confidence)
-        if cluster is not None and (confidence is None or confidence >= cfg.min_team_confidence):
+        confidences[k] = float(confidence)
+        if cluster is not None and confidence >= cfg.min_team_confidence:
             clusters[k] = int(cluster)
     return clusters, confidences
 
@@ -270,6 +304,7 @@ def resolve(
     roster: Roster | None,
     naming: TeamNaming | None,
     cfg: ResolveConfig | None = None,
+    team_model: TeamModel | None = None,
 ) -> Identities:
     """Derive identities of one clip from its observations (see the module docstring).
 
@@ -279,9 +314,15 @@ def resolve(
         roster: the game's roster, or None (no player names).
         naming: cluster -> team name, or None (no team names).
         cfg: thresholds; defaults to :class:`ResolveConfig()`.
+        team_model: the game's fitted team model (anything with
+            :meth:`hoopray.teams.TeamModel.predict`), or None (every team unknown).
 
     Returns:
         ``Identities`` whose tables fit ``identities/tracks`` and ``identities/frames``.
+
+    Raises:
+        ValueError: team vote embeddings that do not decode, or that the team model
+            rejects (another dimension).
     """
     cfg = cfg or ResolveConfig()
     tracks = obs.tracks
@@ -314,7 +355,7 @@ def resolve(
         r_conf,
         cfg,
     )
-    clusters, team_conf = _vote_teams(obs.team_votes, track_ids, cfg)
+    clusters, team_conf = _vote_teams(obs.team_votes, track_ids, team_model, cfg)
 
     cluster_to_team = dict(naming.cluster_to_team) if naming is not None else {}
     n = len(track_ids)

@@ -32,13 +32,14 @@ text: an int key 0 there means "0".
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import yaml
 
+from hoopray import store
 from hoopray.numbers import normalise_number
 
 _COLOUR = re.compile(r"#([0-9a-fA-F]{6}|[0-9a-fA-F]{3})")
@@ -142,15 +143,16 @@ _RosterLoader.add_constructor(
 )
 
 
-def load_roster(path: str | Path) -> Roster:
-    """Read and validate a ``roster.yaml``.
+def load_roster(location: str | os.PathLike[str]) -> Roster:
+    """Read and validate a ``roster.yaml`` at any :mod:`hoopray.store` location (a local
+    path or a URI such as ``s3://bucket/game/roster.yaml``).
 
     Raises:
         RosterError: if the file is missing, unreadable, not YAML, or breaks a rule.
     """
-    source = str(path)
+    source = os.fspath(location)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = store.read_text(source)
     except (OSError, UnicodeDecodeError) as err:
         raise RosterError(source, f"cannot read the file ({err})") from err
     try:

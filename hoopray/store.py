@@ -115,9 +115,15 @@ def _filesystem_for(kind: str, netloc: str) -> pafs.FileSystem:
     if kind in _REGISTERED:
         return _REGISTERED[kind]
     if kind == "s3":
+        options: dict[str, Any] = {}
+        endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+        if endpoint:
+            options["endpoint_override"] = endpoint
+            if endpoint.startswith("http://"):
+                options["scheme"] = "http"
         region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-        if region:
-            return pafs.S3FileSystem(region=region)
+        if region or endpoint:
+            return pafs.S3FileSystem(region=region or "us-east-1", **options)
         return pafs.FileSystem.from_uri(f"s3://{netloc}")[0]
     if kind in ("gs", "gcs"):
         return pafs.GcsFileSystem()

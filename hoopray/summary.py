@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
 
+from hoopray import store
 from hoopray.types import ClipStatus
 
 
@@ -153,19 +154,22 @@ def format_summary(summary: RunSummary) -> str:
 METRICS_DIR = "metrics"
 
 
-def sweep_rows(sweep_dir: str | Path) -> list[dict[str, object]]:
-    """The metrics rows of a sweep, one per setting (``<sweep_dir>/metrics/*.json``)."""
-    return [
-        json.loads(p.read_text()) for p in sorted((Path(sweep_dir) / METRICS_DIR).glob("*.json"))
+def sweep_rows(sweep_dir: str | os.PathLike[str]) -> list[dict[str, object]]:
+    """The metrics rows of a sweep, one per setting (``<sweep_dir>/metrics/*.json``; the
+    sweep folder may be any :mod:`hoopray.store` location)."""
+    metrics = store.join(sweep_dir, METRICS_DIR)
+    names = [
+        e.name
+        for e in store.list_dir(metrics)
+        if not e.is_dir and e.name.endswith(".json") and not e.name.startswith(".")
     ]
+    return [json.loads(store.read_text(store.join(metrics, name))) for name in sorted(names)]
 
 
-def write_sweep_summary(sweep_dir: str | Path) -> str:
+def write_sweep_summary(sweep_dir: str | os.PathLike[str]) -> str:
     """Sort a sweep's rows by their objective (best first) into ``summary.csv`` and
     ``summary.md`` and return the markdown table ("" when the sweep has no rows)."""
     import csv
-
-    from hoopray.store import atomic_write_text
 
     rows = sweep_rows(sweep_dir)
     if not rows:
@@ -178,7 +182,7 @@ def write_sweep_summary(sweep_dir: str | Path) -> str:
     writer = csv.DictWriter(buffer, fieldnames=[*keys, *metric_keys], lineterminator="\n")
     writer.writeheader()
     writer.writerows(flat)
-    atomic_write_text(Path(sweep_dir) / "summary.csv", buffer.getvalue())
+    store.write_text(store.join(sweep_dir, "summary.csv"), buffer.getvalue())
     columns = ["job", "overrides", "objective", "objective_value", *metric_keys]
     lines = [
         "| " + " | ".join(columns) + " |",
@@ -186,7 +190,7 @@ def write_sweep_summary(sweep_dir: str | Path) -> str:
         *("| " + " | ".join(_cell(f.get(c)) for c in columns) + " |" for f in flat),
     ]
     table = "\n".join(lines) + "\n"
-    atomic_write_text(Path(sweep_dir) / "summary.md", table)
+    store.write_text(store.join(sweep_dir, "summary.md"), table)
     return table
 
 
@@ -210,6 +214,7 @@ class SweepSummaryCallback(Callback):
     """Hydra callback: when a multirun ends, write and print the sweep's sorted summary."""
 
     def on_multirun_end(self, config: Any, **kwargs: Any) -> None:
-        table = write_sweep_summary(Path(config.hydra.sweep.dir))
+        sweep_dir = str(config.hydra.sweep.dir)
+        table = write_sweep_summary(sweep_dir)
         if table:
-            print(f"sweep summary ({Path(config.hydra.sweep.dir) / 'summary.md'}):\n{table}")
+            print(f"sweep summary ({store.join(sweep_dir, 'summary.md')}):\n{table}")

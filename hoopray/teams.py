@@ -34,9 +34,11 @@ manual choice, from the clusters' dominant jersey colour against the roster colo
 once numbers are confirmed, from which roster the confirmed numbers of each cluster fit.
 A config override (``teams.override: {0: "Team", 1: "Other"}``) remains for a wrong call.
 
-Storage, under ``<output>/<game_id>/teams/`` (:func:`teams_dir`), contains no pickle at all:
-``model.npz`` (numpy arrays, loaded with ``allow_pickle=False``), ``model.json``
-(metadata), ``naming.json``, and the diagnostics ``crops.parquet``
+Storage, under ``<output>/<game_id>/teams/`` (:func:`teams_dir`; any store location: a
+local path, ``s3://``, ``gs://`` or another fsspec URI, see :mod:`hoopray.store`),
+contains no pickle at all: ``model.npz`` (numpy arrays, loaded with
+``allow_pickle=False``), ``model.json`` (metadata), ``naming.json``, the game's pass-1 crop
+sample ``sample.npz`` (:func:`save_sample`), and the diagnostics ``crops.parquet``
 (:data:`hoopray.types.TEAM_CROPS`), ``scatter.png`` and ``contact_sheet.png``. The UMAP and
 KMeans objects are not kept (prediction does not need them), so loading a model never
 unpickles anything; ``trusted_root`` additionally refuses a model directory outside the
@@ -45,13 +47,14 @@ job's own output tree.
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 import cv2
@@ -59,7 +62,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from hoopray import store, types
+from hoopray import store, types, video
 from hoopray.geometry import clip_boxes, crop, shrink_boxes
 from hoopray.video import VideoError, iter_frames, probe
 
@@ -72,6 +75,7 @@ FORMAT = "hoopray.teams/1"
 MODEL_FILE = "model.npz"
 META_FILE = "model.json"
 NAMING_FILE = "naming.json"
+SAMPLE_FILE = "sample.npz"
 CROPS_FILE = "crops.parquet"
 SCATTER_FILE = "scatter.png"
 SHEET_FILE = "contact_sheet.png"
@@ -102,6 +106,8 @@ class TeamsConfig:
         kmeans_n_init: KMeans ``n_init``.
         knn_k: neighbours voting in :meth:`TeamModel.predict`.
         override: ``{cluster: team name}`` for both clusters, replacing automatic naming.
+        refit_fraction: planning only (:mod:`hoopray.manifest`): the model is refitted
+            when the game's clips differ from those it was fitted on by more than this share.
     """
 
     stride_seconds: float = 1.0
@@ -116,6 +122,7 @@ class TeamsConfig:
     kmeans_n_init: int = 10
     knn_k: int = 15
     override: Mapping[Any, str] | None = None
+    refit_fraction: float = 0.2
 
     def __post_init__(self) -> None:
         if not self.stride_seconds > 0:
@@ -127,6 +134,8 @@ class TeamsConfig:
                 raise ValueError(f"{name} must be >= 1; got {getattr(self, name)}")
         if self.umap_neighbors < 2:
             raise ValueError(f"umap_neighbors must be >= 2; got {self.umap_neighbors}")
+        if not 0 <= self.refit_fraction <= 1:
+            raise ValueError(f"refit_fraction must be in [0, 1]; got {self.refit_fraction}")
         if self.override is not None:
             object.__setattr__(self, "override", _check_override_keys(self.override))
 
@@ -259,14 +268,16 @@ class TeamModel:
         confidence[norms == 0] = 0.0
         return clusters, confidence
 
-    def save(self, directory: str | os.PathLike[str]) -> Path:
+    def save(self, directory: str | os.PathLike[str]) -> str:
         """Write ``model.npz`` and ``model.json`` into ``directory`` (atomically each).
 
+        Args:
+            directory: any store location (local path or URI).
+
         Returns:
-            The directory.
+            The directory, normalised (:func:`hoopray.store.normalise`).
         """
-        target = Path(directory)
-        target.mkdir(parents=True, exist_ok=True)
+        target = store.normalise(directory)
         arrays = {
             "embeddings": self.embeddings.astype(np.float32),
             "labels": self.labels.astype(np.int8),
@@ -275,10 +286,9 @@ class TeamModel:
         }
         if self.cluster_lab is not None:
             arrays["cluster_lab"] = np.asarray(self.cluster_lab, dtype=np.float32)
-        with store.atomic_path(target / MODEL_FILE) as tmp, open(tmp, "wb") as handle:
-            np.savez(handle, allow_pickle=False, **arrays)
+        _write_npz(store.join(target, MODEL_FILE), arrays)
         meta = {"format": FORMAT, "knn_k": int(self.knn_k), "meta": self.meta}
-        store.atomic_write_text(target / META_FILE, json.dumps(meta, indent=2, sort_keys=True))
+        store.write_text(store.join(target, META_FILE), json.dumps(meta, indent=2, sort_keys=True))
         return target
 
     @classmethod
@@ -290,46 +300,76 @@ class TeamModel:
         """Load a model written by :meth:`save`; nothing is unpickled.
 
         Args:
-            directory: the model's directory (``<output>/<game_id>/teams``).
-            trusted_root: when given, a directory that does not resolve inside it (the
-                job's output tree) is refused.
+            directory: the model's directory (``<output>/<game_id>/teams``), any store
+                location.
+            trusted_root: when given, a directory that is not inside it (the job's output
+                tree) is refused: local paths are compared after resolving symlinks, URIs
+                by prefix (and may not contain ``..``).
 
         Raises:
             TeamModelError: a refused location, missing files, another format or arrays
                 that do not fit together.
         """
-        source = Path(directory)
-        if trusted_root is not None and not source.resolve().is_relative_to(
-            Path(trusted_root).resolve()
-        ):
+        source = store.normalise(directory)
+        if trusted_root is not None and not _inside(source, trusted_root):
             raise TeamModelError(
                 f"refusing to load a team model from {source}: outside {trusted_root}"
             )
+        meta_path, model_path = store.join(source, META_FILE), store.join(source, MODEL_FILE)
         try:
-            meta = json.loads((source / META_FILE).read_text(encoding="utf-8"))
-            with np.load(source / MODEL_FILE, allow_pickle=False) as data:
-                arrays = {name: data[name] for name in _ARRAYS if name in data.files}
+            meta = json.loads(store.read_text(meta_path))
+            arrays = _read_npz(model_path, _ARRAYS)
         except (OSError, ValueError, KeyError) as err:
             raise TeamModelError(f"cannot load a team model from {source}: {err}") from err
-        if meta.get("format") != FORMAT:
-            raise TeamModelError(f"{source / META_FILE}: format {meta.get('format')!r} != {FORMAT}")
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+            found = meta.get("format") if isinstance(meta, dict) else meta
+            raise TeamModelError(f"{meta_path}: format {found!r} != {FORMAT}")
         missing = [name for name in _ARRAYS[:4] if name not in arrays]
         if missing:
-            raise TeamModelError(f"{source / MODEL_FILE}: missing arrays {missing}")
-        model = cls(
-            embeddings=arrays["embeddings"].astype(np.float32),
-            labels=arrays["labels"].astype(np.int8),
-            projection=arrays["projection"].astype(np.float32),
-            centroids=arrays["centroids"].astype(np.float32),
-            knn_k=int(meta["knn_k"]),
-            cluster_lab=arrays.get("cluster_lab"),
-            meta=dict(meta.get("meta") or {}),
-        )
+            raise TeamModelError(f"{model_path}: missing arrays {missing}")
+        try:
+            model = cls(
+                embeddings=arrays["embeddings"].astype(np.float32),
+                labels=arrays["labels"].astype(np.int8),
+                projection=arrays["projection"].astype(np.float32),
+                centroids=arrays["centroids"].astype(np.float32),
+                knn_k=int(meta["knn_k"]),
+                cluster_lab=arrays.get("cluster_lab"),
+                meta=dict(meta.get("meta") or {}),
+            )
+        except (KeyError, TypeError, ValueError) as err:
+            raise TeamModelError(f"cannot load a team model from {source}: {err}") from err
         _check_model(model, source)
         return model
 
 
-def _check_model(model: TeamModel, source: Path) -> None:
+def _inside(location: str, trusted_root: str | os.PathLike[str]) -> bool:
+    """Whether ``location`` lies inside ``trusted_root`` (local: after resolving links)."""
+    root = os.fspath(trusted_root)
+    if store.is_local(location) != store.is_local(root):
+        return False
+    if store.is_local(location):
+        return Path(location).resolve().is_relative_to(Path(store.normalise(root)).resolve())
+    if ".." in PurePosixPath(location.split("://", 1)[1]).parts:
+        return False
+    return store.normalise(location).startswith(store.normalise(root) + "/")
+
+
+def _write_npz(location: str, arrays: Mapping[str, np.ndarray], compressed: bool = False) -> None:
+    """``np.savez`` (no pickle) into a whole object at ``location``."""
+    save = np.savez_compressed if compressed else np.savez
+    with store.atomic_path(location) as tmp, open(tmp, "wb") as handle:
+        save(handle, allow_pickle=False, **arrays)
+
+
+def _read_npz(location: str, names: Iterable[str] | None = None) -> dict[str, np.ndarray]:
+    """The arrays of an ``.npz`` object (all, or those of ``names`` present); no pickle."""
+    with np.load(io.BytesIO(store.read_bytes(location)), allow_pickle=False) as data:
+        wanted = data.files if names is None else [n for n in names if n in data.files]
+        return {name: data[name] for name in wanted}
+
+
+def _check_model(model: TeamModel, source: str) -> None:
     n, d = model.embeddings.shape if model.embeddings.ndim == 2 else (-1, -1)
     if (
         n < 2
@@ -370,9 +410,18 @@ def _as_embeddings(embeddings: np.ndarray, dim: int | None = None) -> np.ndarray
     return values
 
 
-def teams_dir(out_root: str | os.PathLike[str], game_id: str) -> Path:
-    """``<out>/<game_id>/teams``, the home of a game's team model and diagnostics."""
-    return store.safe_join(store.game_dir(out_root, game_id), "teams")
+def teams_dir(out_root: str | os.PathLike[str], game_id: str) -> str:
+    """``<out>/<game_id>/teams``, the home of a game's team model and diagnostics.
+
+    Raises:
+        ValueError: an invalid or reserved ``game_id``.
+    """
+    return store.join(store.game_dir(out_root, game_id), "teams")
+
+
+def model_present(out_root: str | os.PathLike[str], game_id: str) -> bool:
+    """Whether the game has a saved team model (``model.npz``; one metadata request)."""
+    return store.is_file(store.join(teams_dir(out_root, game_id), MODEL_FILE))
 
 
 def central_crops(frame: np.ndarray, xyxy: np.ndarray, scale: float = 0.4) -> list[np.ndarray]:
@@ -404,6 +453,35 @@ class _Reservoir:
         return [item for _, item in sorted(self.items, key=lambda pair: pair[0])]
 
 
+def sample_indices(frames: int, fps: float, stride_seconds: float) -> range:
+    """Frame indices sampled from a clip of ``frames`` frames: one each ``stride_seconds``.
+
+    The stride is ``max(1, round(fps * stride_seconds))`` frames, starting at frame 0.
+    """
+    return range(0, max(0, int(frames)), max(1, round(fps * stride_seconds)))
+
+
+def sampled_frames(
+    path: str | os.PathLike[str], stride_seconds: float
+) -> Iterator[tuple[int, np.ndarray]]:
+    """``(index, rgb)`` of a local clip's sampled frames (:func:`sample_indices`).
+
+    With :func:`hoopray.video.read_frames_at` only the sampled frames are decoded (a seek to
+    the keyframe before each); without it, or when the container does not give the frame
+    count, the clip is decoded through and every stride-th frame kept.
+
+    Raises:
+        hoopray.video.VideoError: the clip cannot be read.
+    """
+    info = probe(path)
+    stride = max(1, round(info.fps * stride_seconds))
+    read_frames_at = getattr(video, "read_frames_at", None)
+    if read_frames_at is None or info.frames is None:
+        yield from iter_frames(path, stride=stride)
+        return
+    yield from read_frames_at(path, sample_indices(info.frames, info.fps, stride_seconds))
+
+
 def collect_game_crops(
     clips: Sequence[ClipRef],
     detector: Detector,
@@ -416,8 +494,8 @@ def collect_game_crops(
 ) -> CropSample:
     """Sample frames of every clip, detect players and keep their central crops.
 
-    The frame stride of a clip is ``max(1, round(fps * stride_seconds))`` from
-    :func:`hoopray.video.probe`. Only detections with the ``player`` role are kept
+    Only the sampled frames are decoded (:func:`sampled_frames`). Only detections with the
+    ``player`` role are kept
     (referees, numbers, ball and rim are not). A clip that cannot be decoded is recorded in
     ``problems`` and the others go on.
 
@@ -444,9 +522,7 @@ def collect_game_crops(
     for clip in clips:
         batch: list[tuple[int, np.ndarray]] = []
         try:
-            info = probe(clip.path)
-            stride = max(1, round(info.fps * stride_seconds))
-            for index, frame in iter_frames(clip.path, stride=stride):
+            for index, frame in sampled_frames(clip.path, stride_seconds):
                 batch.append((index, frame))
                 if len(batch) >= batch_size:
                     flush(clip.clip_id, batch)
@@ -878,18 +954,149 @@ def _number_evidence(
     }
 
 
-def save_naming(naming: TeamNaming, directory: str | os.PathLike[str]) -> Path:
-    """Write ``naming.json`` into ``directory`` atomically."""
+def save_naming(naming: TeamNaming, directory: str | os.PathLike[str]) -> str:
+    """Write ``naming.json`` into ``directory`` (any store location) as one whole object.
+
+    Returns:
+        The location of the file.
+    """
     text = json.dumps(naming.to_dict(), indent=2, sort_keys=True)
-    return store.atomic_write_text(Path(directory) / NAMING_FILE, text)
+    return store.write_text(store.join(directory, NAMING_FILE), text)
 
 
 def load_naming(directory: str | os.PathLike[str]) -> TeamNaming | None:
     """The naming saved by :func:`save_naming`, or None when there is none."""
-    path = Path(directory) / NAMING_FILE
-    if not path.exists():
+    location = store.join(directory, NAMING_FILE)
+    if not store.is_file(location):
         return None
-    return TeamNaming.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    return TeamNaming.from_dict(json.loads(store.read_text(location)))
+
+
+def refine_naming(
+    model: TeamModel | None,
+    roster: Roster | None,
+    naming: TeamNaming | None,
+    confirmed: Sequence[tuple[int, str]],
+    override: Mapping[Any, str] | None = None,
+) -> tuple[TeamNaming | None, bool]:
+    """The team naming refined with a game's confirmed ``(cluster, number)`` pairs.
+
+    The model's cluster colours and the confirmed numbers are weighed together by
+    :func:`name_clusters`; the result's ``evidence["source"]`` is ``"colours+numbers"``.
+
+    Returns:
+        ``(naming, changed)``: the refined naming and whether its ``cluster_to_team``
+        differs from ``naming``'s (True when ``naming`` is None). ``(naming, False)``,
+        unchanged, when there is no roster, no model or no confirmed pair.
+    """
+    confirmed = list(confirmed)
+    if roster is None or model is None or not confirmed:
+        return naming, False
+    refined = name_clusters(model, roster, confirmed=confirmed, override=override)
+    refined.evidence["source"] = "colours+numbers"
+    changed = naming is None or refined.cluster_to_team != naming.cluster_to_team
+    return refined, changed
+
+
+def confirmed_numbers(tracks_tables: Iterable[Any]) -> list[tuple[int, str]]:
+    """``(team cluster, number)`` of every confirmed track with a cluster and a number.
+
+    Args:
+        tracks_tables: ``identities/tracks`` tables (or objects with a ``tracks`` table,
+            such as :class:`hoopray.types.Identities`), e.g. one per clip of a game.
+    """
+    found = []
+    for item in tracks_tables:
+        table = getattr(item, "tracks", item)
+        columns = table.select(["status", "team_cluster", "number"]).to_pydict()
+        for status, cluster, number in zip(
+            columns["status"], columns["team_cluster"], columns["number"], strict=True
+        ):
+            if status == "confirmed" and cluster is not None and number:
+                found.append((int(cluster), str(number)))
+    return found
+
+
+def save_sample(
+    directory: str | os.PathLike[str], sample: CropSample, embeddings: np.ndarray
+) -> str:
+    """Write a game's pass-1 crop sample and its embeddings as ``sample.npz`` (no pickle).
+
+    Arrays: ``crop_0`` .. ``crop_<N-1>`` (RGB uint8), ``frames`` int32 (N,), ``boxes``
+    float32 (N, 4), ``clip_ids`` unicode (N,), ``embeddings`` float32 (N, D),
+    ``frames_sampled`` and ``players_seen`` int64 scalars, and ``problems`` (the JSON of
+    ``[[clip_id, reason], ...]`` as a unicode scalar).
+
+    Returns:
+        The location of the file.
+
+    Raises:
+        ValueError: the sample's lists and arrays, or the embeddings, differ in length.
+    """
+    n = len(sample)
+    values = np.asarray(embeddings, dtype=np.float32)
+    if values.size == 0 and n == 0:
+        values = values.reshape(0, values.shape[-1] if values.ndim == 2 else 0)
+    if (
+        values.ndim != 2
+        or len(values) != n
+        or len(sample.clip_ids) != n
+        or len(sample.frames) != n
+        or len(np.asarray(sample.boxes).reshape(-1, 4)) != n
+    ):
+        raise ValueError(
+            f"{n} crops but {len(sample.clip_ids)} clip ids, {len(sample.frames)} frames, "
+            f"{len(np.asarray(sample.boxes).reshape(-1, 4))} boxes, embeddings {values.shape}"
+        )
+    arrays: dict[str, np.ndarray] = {
+        "frames": np.asarray(sample.frames, dtype=np.int32).reshape(n),
+        "boxes": np.asarray(sample.boxes, dtype=np.float32).reshape(n, 4),
+        "clip_ids": np.array([str(c) for c in sample.clip_ids], dtype=np.str_).reshape(n),
+        "embeddings": values,
+        "frames_sampled": np.asarray(int(sample.frames_sampled), dtype=np.int64),
+        "players_seen": np.asarray(int(sample.players_seen), dtype=np.int64),
+        "problems": np.asarray(json.dumps([[str(c), str(r)] for c, r in sample.problems])),
+    }
+    for i, image in enumerate(sample.crops):
+        arrays[f"crop_{i}"] = np.asarray(image, dtype=np.uint8)
+    location = store.join(directory, SAMPLE_FILE)
+    _write_npz(location, arrays, compressed=True)
+    return location
+
+
+def load_sample(directory: str | os.PathLike[str]) -> tuple[CropSample, np.ndarray]:
+    """The crop sample and embeddings saved by :func:`save_sample`; nothing is unpickled.
+
+    Raises:
+        TeamModelError: a missing or damaged ``sample.npz``.
+    """
+    location = store.join(directory, SAMPLE_FILE)
+    try:
+        arrays = _read_npz(location)
+        frames = arrays["frames"].astype(np.int32).reshape(-1)
+        n = len(frames)
+        problems = json.loads(str(arrays["problems"].item()))
+        sample = CropSample(
+            crops=[arrays[f"crop_{i}"] for i in range(n)],
+            clip_ids=[str(c) for c in arrays["clip_ids"].reshape(-1).tolist()],
+            frames=frames,
+            boxes=arrays["boxes"].astype(np.float32).reshape(-1, 4),
+            frames_sampled=int(arrays["frames_sampled"]),
+            players_seen=int(arrays["players_seen"]),
+            problems=[(str(c), str(r)) for c, r in problems],
+        )
+        embeddings = arrays["embeddings"].astype(np.float32)
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise TeamModelError(f"cannot load the crop sample {location}: {err}") from err
+    if (
+        len(sample.clip_ids) != n
+        or len(sample.boxes) != n
+        or embeddings.ndim != 2
+        or len(embeddings) != n
+        or any(image.dtype != np.uint8 or image.ndim != 3 for image in sample.crops)
+    ):
+        raise TeamModelError(f"{location}: the sample's arrays do not fit together")
+    return sample, embeddings
 
 
 def crops_table(model: TeamModel, sample: CropSample) -> pa.Table:
@@ -918,23 +1125,24 @@ def write_diagnostics(
     sample: CropSample,
     naming: TeamNaming | None = None,
     per_team: int = 24,
-) -> dict[str, Path]:
-    """Write ``crops.parquet``, ``scatter.png`` and ``contact_sheet.png`` into ``directory``.
+) -> dict[str, str]:
+    """Write ``crops.parquet``, ``scatter.png`` and ``contact_sheet.png`` into ``directory``
+    (any store location), each as one whole object.
 
     Returns:
-        ``{"crops": path, "scatter": path, "contact_sheet": path}``.
+        ``{"crops": location, "scatter": location, "contact_sheet": location}``.
     """
-    target = Path(directory)
-    target.mkdir(parents=True, exist_ok=True)
+    target = store.normalise(directory)
     table = crops_table(model, sample)
-    with store.atomic_path(target / CROPS_FILE) as tmp:
+    crops = store.join(target, CROPS_FILE)
+    with store.atomic_path(crops) as tmp:
         pq.write_table(table, tmp, compression="zstd")
     titles = _cluster_titles(model, naming)
     return {
-        "crops": target / CROPS_FILE,
-        "scatter": _save_figure(target / SCATTER_FILE, _scatter(model, titles)),
+        "crops": crops,
+        "scatter": _save_figure(store.join(target, SCATTER_FILE), _scatter(model, titles)),
         "contact_sheet": _save_figure(
-            target / SHEET_FILE, _contact_sheet(model, sample, titles, per_team)
+            store.join(target, SHEET_FILE), _contact_sheet(model, sample, titles, per_team)
         ),
     }
 
@@ -944,13 +1152,18 @@ def save_game(
     model: TeamModel,
     sample: CropSample,
     naming: TeamNaming | None = None,
-) -> dict[str, Path]:
-    """Save a game's model, naming (when given) and diagnostics into ``directory``."""
-    model.save(directory)
-    paths = write_diagnostics(directory, model, sample, naming)
-    paths["model"] = Path(directory) / MODEL_FILE
+) -> dict[str, str]:
+    """Save a game's model, naming (when given) and diagnostics into ``directory``.
+
+    Returns:
+        The location of each file: ``model``, ``crops``, ``scatter``, ``contact_sheet``
+        and, with a naming, ``naming``.
+    """
+    target = model.save(directory)
+    paths = write_diagnostics(target, model, sample, naming)
+    paths["model"] = store.join(target, MODEL_FILE)
     if naming is not None:
-        paths["naming"] = save_naming(naming, directory)
+        paths["naming"] = save_naming(naming, target)
     return paths
 
 
@@ -964,13 +1177,13 @@ def _cluster_titles(model: TeamModel, naming: TeamNaming | None) -> list[str]:
     return titles
 
 
-def _save_figure(path: Path, figure: Any) -> Path:
+def _save_figure(location: str, figure: Any) -> str:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     FigureCanvasAgg(figure)
-    with store.atomic_path(path) as tmp, open(tmp, "wb") as handle:
+    with store.atomic_path(location) as tmp, open(tmp, "wb") as handle:
         figure.savefig(handle, format="png", dpi=100)
-    return path
+    return location
 
 
 def _scatter(model: TeamModel, titles: list[str]) -> Any:

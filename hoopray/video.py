@@ -1,30 +1,39 @@
-"""Video input and output: probe, streaming decode, H.264 writing, fingerprints, discovery.
+"""Video input and output: probe, streaming and sampled decode, H.264 writing,
+fingerprints, discovery.
 
-Decoding and encoding use PyAV (FFmpeg). Frames are RGB ``uint8`` arrays of shape
-``(H, W, 3)``, already rotated as the file's display matrix asks, so a portrait phone
-clip comes out upright.
+Decoding and encoding use PyAV (FFmpeg) on local files. Frames are RGB ``uint8`` arrays
+of shape ``(H, W, 3)``, already rotated as the file's display matrix asks, so a portrait
+phone clip comes out upright.
 
-A games root is laid out as ``<root>/<game_id>/<clip>.mp4`` (``.mov`` and ``.mkv`` too)
-with an optional ``<root>/<game_id>/roster.yaml``.
+A games root, a local directory or an object-store prefix (:mod:`hoopray.store`), is laid
+out as ``<root>/<game_id>/<clip>.mp4`` (``.mov`` and ``.mkv`` too) with an optional
+``<root>/<game_id>/roster.yaml``. Discovery and fingerprints work on any store; decoding
+needs a local file (:func:`hoopray.store.local_copy` gives one).
 """
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import hashlib
+import json
 import logging
+import operator
 import os
 import re
+import stat
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from types import TracebackType
+from typing import Any
 
 import av
 import numpy as np
 
+from hoopray import store
 from hoopray.types import ClipRef
 
 log = logging.getLogger(__name__)
@@ -32,6 +41,11 @@ log = logging.getLogger(__name__)
 CLIP_SUFFIXES = (".mp4", ".mov", ".mkv")
 ROSTER_FILE = "roster.yaml"
 FINGERPRINT_CHUNK = 4 * 1024 * 1024
+# Names the fingerprint algorithm; a cache written under another scheme is not used.
+FINGERPRINT_SCHEME = f"hoopray-fp-v1/{FINGERPRINT_CHUNK}"
+_FP_PERSON = b"hoopray-fp-v1"
+# A seek (decoder flush and restart at a keyframe) must skip at least this many frames.
+SEEK_MIN_SKIP = 8
 
 _MUXERS = {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska"}
 _UNSAFE_ID_CHARS = re.compile(r"[^A-Za-z0-9._-]")
@@ -65,6 +79,13 @@ class VideoInfo:
 
 
 # --------------------------------------------------------------------------- decoding
+
+
+def _local_path(path: str | os.PathLike[str]) -> Path:
+    text = os.fspath(path)
+    if not store.is_local(text):
+        raise VideoError(f"{text}: not a local file; decode a copy (hoopray.store.local_copy)")
+    return Path(text[len("file://") :] if text.startswith("file://") else text)
 
 
 def _check_file(path: Path) -> None:
@@ -123,7 +144,7 @@ def probe(path: str | Path) -> VideoInfo:
         VideoError: the file is missing, empty, unreadable, not a video, has no video
             stream or no decodable frame.
     """
-    path = Path(path)
+    path = _local_path(path)
     with _open(path) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
@@ -173,7 +194,7 @@ def iter_frames(
     """
     if stride < 1 or start < 0 or (stop is not None and stop < start):
         raise ValueError(f"bad frame range: stride={stride}, start={start}, stop={stop}")
-    path = Path(path)
+    path = _local_path(path)
     with _open(path) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
@@ -197,6 +218,326 @@ def iter_frames(
                 yield index, _to_rgb(frame, rotation)
         if index < 0:
             raise VideoError(f"{path}: no decodable video frames")
+
+
+@dataclass
+class DecodeStats:
+    """Decoding work done by :func:`read_frames_at`; one object may count several calls.
+
+    Attributes:
+        packets: compressed frames sent to the decoder, the measure of decoding work
+            (in sequential mode: frames decoded).
+        frames: frames the decoder returned.
+        seeks: seeks to a keyframe.
+        sequential: calls that decoded from the start instead of seeking (the file's
+            timestamps could not stand for frame indices).
+    """
+
+    packets: int = 0
+    frames: int = 0
+    seeks: int = 0
+    sequential: int = 0
+
+
+class _OrderLost(Exception):
+    """The decoder's output does not match the frame table: decode sequentially instead."""
+
+
+@dataclass(frozen=True)
+class _FrameTable:
+    """Frame ``i`` of :func:`iter_frames` has presentation timestamp ``pts[i]``."""
+
+    pts: list[int]
+    index: dict[int, int]
+    keyframes: list[int]  # frame indices, increasing
+
+
+def _frame_table(
+    container: av.container.InputContainer, stream: av.VideoStream
+) -> _FrameTable | None:
+    """The frame table from one demux pass (reads packets, decodes nothing).
+
+    None where timestamps cannot stand for :func:`iter_frames` indices: a packet without
+    a timestamp, two frames with the same one, or a stream that does not start with a
+    keyframe. Edit-list packets the decoder drops (``is_discard``) are left out.
+    """
+    stamps: list[int] = []
+    keys: list[int] = []
+    try:
+        for packet in container.demux(stream):
+            if packet.size == 0 or packet.is_discard:
+                continue
+            if packet.pts is None:
+                return None
+            stamps.append(packet.pts)
+            if packet.is_keyframe:
+                keys.append(packet.pts)
+    except av.FFmpegError:
+        pass  # a damaged tail: the table covers the packets before it
+    order = sorted(stamps)
+    index = {pts: i for i, pts in enumerate(order)}
+    if not order or len(index) != len(order) or not keys or min(keys) != order[0]:
+        return None
+    return _FrameTable(order, index, sorted(index[k] for k in keys))
+
+
+class _SeekingReader:
+    """Decodes the wanted frames of an open container, seeking past unwanted GOPs.
+
+    After a seek it feeds packets from the keyframe it landed on; once the packets of the
+    wanted frame and of every frame before it are in the decoder and the next wanted frame
+    is far ahead, it drains the decoder rather than feeding more. Every frame that comes
+    out must be the next one by the table (strictly consecutive from the landing keyframe),
+    else :class:`_OrderLost`.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        container: av.container.InputContainer,
+        stream: av.VideoStream,
+        table: _FrameTable,
+        stats: DecodeStats,
+    ) -> None:
+        self.path, self.container, self.stream = path, container, stream
+        self.table, self.stats = table, stats
+        self.rotation: int | None = None
+        self.out = 0  # frames the decoder returned in this call
+        self.packets: Iterator[av.Packet] | None = None
+        self.floor = 0  # pts of the keyframe landed on; earlier frames are open-GOP leftovers
+        self.position = 0  # index of the next frame the decoder will return
+        self.fed: set[int] = set()  # pts of packets in the decoder whose frame is not out
+        self.targets: Iterator[int] = iter(())
+        self.current: int | None = None
+        self.upcoming: int | None = None
+
+    def _key_of(self, index: int) -> int:
+        keys = self.table.keyframes
+        return keys[bisect.bisect_right(keys, index) - 1]
+
+    def _advance(self) -> None:
+        self.current, self.upcoming = self.upcoming, next(self.targets, None)
+
+    def _wanted_now(self) -> bool:
+        return self.current is not None and self.current < len(self.table.pts)
+
+    def _needs_seek(self, target: int, position: int) -> bool:
+        return position > target or self._key_of(target) - position >= SEEK_MIN_SKIP
+
+    def _seek(self, target: int) -> None:
+        """Seek so that decoding starts at a keyframe at or before ``target``.
+
+        Demuxers index seek points differently (Matroska by pts, MP4 by a shifted dts), so
+        this tries timestamps from the last frame before the next keyframe downwards and
+        takes the first landing at or before ``target`` (an earlier one costs frames, a
+        later one would lose the target).
+        """
+        table = self.table
+        after = bisect.bisect_right(table.keyframes, target)
+        next_key = table.keyframes[after] if after < len(table.keyframes) else len(table.pts)
+        earlier = table.keyframes[max(0, after - 3) : after]
+        ladder = [table.pts[next_key - 1], table.pts[target]]
+        ladder += [table.pts[k] for k in reversed(earlier)] + [table.pts[0]]
+        for stamp in dict.fromkeys(ladder):
+            try:
+                self.container.seek(stamp, stream=self.stream, backward=True, any_frame=False)
+                self.stats.seeks += 1
+                packets = self.container.demux(self.stream)
+                landing = next(
+                    (p for p in packets if p.size and p.is_keyframe and p.pts is not None), None
+                )
+            except av.FFmpegError as err:
+                raise _OrderLost(f"cannot seek ({err})") from err
+            if landing is None:
+                continue
+            index = table.index.get(landing.pts)
+            if index is None:
+                raise _OrderLost(f"seek landed on an unknown timestamp {landing.pts}")
+            if index <= target:
+                self.packets = _prepend(landing, packets)
+                self.floor, self.position, self.fed = landing.pts, index, set()
+                return
+        raise _OrderLost(f"no seek lands at or before frame {target}")
+
+    def _take(
+        self, frames: Sequence[av.VideoFrame], until: int | None = None
+    ) -> Iterator[tuple[int, np.ndarray]]:
+        """Match decoded frames to the targets; with ``until``, stop once frame ``until``
+        is out (a drained decoder returns references decoded ahead of unfed frames)."""
+        for frame in frames:
+            if until is not None and self.position > until:
+                return
+            self.stats.frames += 1
+            self.out += 1
+            if self.rotation is None:
+                self.rotation = _rotation(frame, self.stream)
+            pts = frame.pts
+            self.fed.discard(pts)
+            if pts is None or pts not in self.table.index:
+                raise _OrderLost(f"decoder returned an unknown timestamp {pts}")
+            if pts < self.floor:
+                continue
+            index = self.table.index[pts]
+            if index != self.position:
+                raise _OrderLost(f"decoder returned frame {index}, expected {self.position}")
+            self.position = index + 1
+            if index == self.current:
+                yield index, _to_rgb(frame, self.rotation)
+                self._advance()
+
+    def _all_fed(self, target: int) -> bool:
+        """Whether every frame up to ``target`` is out of the decoder or inside it."""
+        pts, fed = self.table.pts, self.fed
+        return pts[target] in fed and all(pts[i] in fed for i in range(self.position, target))
+
+    def _broken(self, err: Exception) -> None:
+        if self.out == 0:
+            raise VideoError(f"{self.path}: no decodable video frames ({err})") from err
+        log.warning("%s: decoding stopped near frame %d: %s", self.path, self.position, err)
+
+    def read(self, wanted: Iterable[int]) -> Iterator[tuple[int, np.ndarray]]:
+        self.targets = iter(wanted)
+        self.current = next(self.targets, None)
+        self.upcoming = next(self.targets, None)
+        while self._wanted_now():
+            target = self.current
+            assert target is not None
+            if self.packets is None or self._needs_seek(target, self.position):
+                self._seek(target)
+            assert self.packets is not None
+            try:
+                packet = next(self.packets, None)
+                if packet is None:
+                    raise _OrderLost(f"frame {target} never came out of the decoder")
+                frames = packet.decode()
+            except av.FFmpegError as err:
+                self._broken(err)
+                return
+            if packet.size:
+                self.stats.packets += 1
+                self.fed.add(packet.pts)
+            yield from self._take(frames)
+            if self.current != target or not self._all_fed(target):
+                continue
+            upcoming = self.upcoming
+            if (
+                upcoming is None
+                or upcoming >= len(self.table.pts)
+                or self._needs_seek(upcoming, target + 1)
+            ):
+                # All the target needs is in the decoder and what follows is not wanted.
+                try:
+                    frames = self.stream.decode(None)
+                except av.FFmpegError as err:
+                    self._broken(err)
+                    return
+                self.packets = None
+                yield from self._take(frames, until=target)
+                if self.current == target:
+                    raise _OrderLost(f"frame {target} did not come out of the drained decoder")
+
+
+def _prepend(first: av.Packet, rest: Iterator[av.Packet]) -> Iterator[av.Packet]:
+    yield first
+    yield from rest
+
+
+def _wanted_indices(indices: Iterable[int]) -> Sequence[int]:
+    """Sorted unique frame indices (a range with a positive step is kept as it is)."""
+    if isinstance(indices, range) and indices.step > 0:
+        wanted: Sequence[int] = indices
+    else:
+        wanted = sorted({operator.index(i) for i in indices})
+    if len(wanted) and wanted[0] < 0:
+        raise ValueError(f"bad frame index {wanted[0]}: indices count from 0")
+    return wanted
+
+
+def _read_sequential(
+    path: Path, wanted: Sequence[int], stats: DecodeStats
+) -> Iterator[tuple[int, np.ndarray]]:
+    targets = iter(wanted)
+    target = next(targets, None)
+    if target is None:
+        return
+    with _open(path) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        rotation: int | None = None
+        index = -1
+        frames = container.decode(stream)
+        while target is not None:
+            try:
+                frame = next(frames)
+            except StopIteration:
+                break
+            except av.FFmpegError as err:
+                if index < 0:
+                    raise VideoError(f"{path}: no decodable video frames ({err})") from err
+                log.warning("%s: decoding stopped after frame %d: %s", path, index, err)
+                break
+            index += 1
+            stats.packets += 1
+            stats.frames += 1
+            if rotation is None:
+                rotation = _rotation(frame, stream)
+            if index == target:
+                yield index, _to_rgb(frame, rotation)
+                target = next(targets, None)
+        if index < 0:
+            raise VideoError(f"{path}: no decodable video frames")
+
+
+def read_frames_at(
+    path: str | Path, indices: Iterable[int], *, stats: DecodeStats | None = None
+) -> Iterator[tuple[int, np.ndarray]]:
+    """Decode only the frames at ``indices`` (and what they depend on), seeking past the rest.
+
+    Yields ``(frame_index, rgb)`` in increasing index order, once per index (``indices``
+    may be unsorted or repeat; a ``range`` is used lazily), with frames exactly as
+    :func:`iter_frames` yields them at those indices: the same 0-based index (frames in
+    decoder output order), RGB uint8 ``(H, W, 3)``, rotated upright. Indices past the end
+    of the clip are ignored.
+
+    One demux pass (reading packets, decoding nothing) maps every frame index to its
+    timestamp and finds the keyframes. For each wanted frame the decoder seeks to the
+    nearest keyframe at or before it and decodes forward; while the next wanted frame is
+    close (its keyframe fewer than :data:`SEEK_MIN_SKIP` frames ahead) decoding just goes
+    on. Where the timestamps cannot be trusted (missing or repeated timestamps, a stream
+    not starting at a keyframe, a decoder whose output disagrees with them) it decodes
+    from the start instead, which gives the same frames.
+
+    Args:
+        path: a local clip.
+        indices: frame indices, 0 or more.
+        stats: counts the decoding work (:class:`DecodeStats`), when given.
+
+    Raises:
+        ValueError: a negative index.
+        VideoError: as :func:`probe`.
+    """
+    wanted = _wanted_indices(indices)
+    counters = stats if stats is not None else DecodeStats()
+    local = _local_path(path)
+    done = -1
+    with _open(local) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        if not len(wanted):
+            return
+        table = _frame_table(container, stream)
+        if table is not None:
+            reader = _SeekingReader(local, container, stream, table, counters)
+            try:
+                for index, rgb in reader.read(wanted):
+                    done = index
+                    yield index, rgb
+                return
+            except _OrderLost as err:
+                log.info("%s: %s; decoding from the start instead", local, err)
+    counters.sequential += 1
+    rest = wanted[bisect.bisect_right(wanted, done) :]
+    yield from _read_sequential(local, rest, counters)
 
 
 def check_complete(path: str | Path, decoded: int, stop: int | None = None) -> None:
@@ -341,28 +682,194 @@ class H264Writer:
             self._tmp.unlink(missing_ok=True)
 
 
-# --------------------------------------------------------------------------- discovery
+# --------------------------------------------------------------------------- fingerprints
 
 
-def fingerprint(path: str | Path) -> str:
+def fingerprint(location: str | os.PathLike[str]) -> str:
     """A fast content fingerprint: blake2b (128 bit, hex) of the size and both ends.
 
     Hashes the file size, the first 4 MiB and the last 4 MiB (the whole file when it is
     at most 8 MiB). It ignores names and timestamps, so a copied file keeps its
-    fingerprint; a re-encode, a trim or an appended byte changes it. An edit confined to
-    the middle of a file larger than 8 MiB that keeps its size is not seen: video files
-    are not edited in place, so this trade buys a read of at most 8 MiB per clip.
+    fingerprint (on any store: a clip uploaded to S3 has the fingerprint it had on disk);
+    a re-encode, a trim or an appended byte changes it. An edit confined to the middle of
+    a file larger than 8 MiB that keeps its size is not seen: video files are not edited
+    in place, so this trade buys a read of at most 8 MiB per clip. Remote objects are
+    read with two ranged reads through ``pyarrow.fs`` (``open_input_file``).
+
+    Args:
+        location: a local path or a URI (see :mod:`hoopray.store`).
     """
-    path = Path(path)
-    size = path.stat().st_size
-    digest = hashlib.blake2b(digest_size=16, person=b"hoopray-fp-v1")
+    return _fingerprint(os.fspath(location))[0]
+
+
+def _fingerprint(location: str, size: int | None = None) -> tuple[str, int]:
+    """``(fingerprint, bytes read)``; ``size`` is the file size where already known."""
+    digest = hashlib.blake2b(digest_size=16, person=_FP_PERSON)
+    text = store.normalise(location)
+    if store.is_local(text):
+        with open(text, "rb") as handle:
+            return _digest(digest, handle, os.fstat(handle.fileno()).st_size)
+    fs, inner = store.filesystem(text)
+    with fs.open_input_file(inner) as handle:
+        return _digest(digest, handle, handle.size() if size is None else size)
+
+
+def _digest(digest: Any, handle: Any, size: int) -> tuple[str, int]:
     digest.update(size.to_bytes(8, "little"))
-    with path.open("rb") as fh:
-        digest.update(fh.read(FINGERPRINT_CHUNK))
-        if size > FINGERPRINT_CHUNK:
-            fh.seek(max(FINGERPRINT_CHUNK, size - FINGERPRINT_CHUNK))
-            digest.update(fh.read(FINGERPRINT_CHUNK))
-    return digest.hexdigest()
+    head = handle.read(FINGERPRINT_CHUNK)
+    digest.update(head)
+    read = len(head)
+    if size > FINGERPRINT_CHUNK:
+        handle.seek(max(FINGERPRINT_CHUNK, size - FINGERPRINT_CHUNK))
+        tail = handle.read(FINGERPRINT_CHUNK)
+        digest.update(tail)
+        read += len(tail)
+    return digest.hexdigest(), read
+
+
+class FingerprintCache:
+    """The fingerprints of one game's clips, keyed by file name, kept while unchanged.
+
+    An entry holds the ``(size, mtime_ns, inode)`` the file had when it was fingerprinted;
+    :meth:`get` returns the fingerprint only while all three are the same, so an unchanged
+    clip is never read again. Local files use ``os.stat`` (size, ``st_mtime_ns``,
+    ``st_ino``): replacing a file (a new copy renamed over it) changes the inode even
+    where the copy kept size and mtime. Object stores give size and last-modified time
+    only (``pyarrow.fs.FileInfo`` exposes no ETag), so the inode is 0 there and an
+    overwrite with an object of the same size within the store's timestamp resolution
+    (one second on S3) goes unseen. Where a store reports no modification time at all
+    (mtime 0), :meth:`get` never hits and such clips are read on every run.
+
+    :attr:`changed` tells whether :meth:`save` has anything to write. Stored as JSON; a
+    file written for another fingerprint scheme (:data:`FINGERPRINT_SCHEME`) loads empty.
+    """
+
+    VERSION = 1
+
+    def __init__(self) -> None:
+        self._entries: dict[str, tuple[int, int, int, str]] = {}
+        self.changed = False
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+    def get(self, name: str, size: int, mtime_ns: int, inode: int = 0) -> str | None:
+        """The stored fingerprint of ``name`` if it was taken of a file with this size,
+        mtime and inode; None otherwise (and always when ``mtime_ns`` is unknown, 0)."""
+        entry = self._entries.get(name)
+        if entry is None or not mtime_ns or entry[:3] != (size, mtime_ns, inode):
+            return None
+        return entry[3]
+
+    def put(self, name: str, size: int, mtime_ns: int, inode: int, fingerprint: str) -> None:
+        """Remember ``fingerprint`` for ``name`` as it is now (size, mtime, inode)."""
+        entry = (int(size), int(mtime_ns), int(inode), fingerprint)
+        if self._entries.get(name) != entry:
+            self._entries[name] = entry
+            self.changed = True
+
+    def retain(self, names: Iterable[str]) -> None:
+        """Forget every file not in ``names`` (clips that were removed or renamed)."""
+        keep = set(names)
+        for name in [n for n in self._entries if n not in keep]:
+            del self._entries[name]
+            self.changed = True
+
+    def to_json(self) -> str:
+        clips = {
+            name: {"size": size, "mtime_ns": mtime, "inode": inode, "fingerprint": fp}
+            for name, (size, mtime, inode, fp) in sorted(self._entries.items())
+        }
+        payload = {"version": self.VERSION, "scheme": FINGERPRINT_SCHEME, "clips": clips}
+        return json.dumps(payload, indent=1, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> FingerprintCache:
+        """Parse :meth:`to_json` output; another version or scheme gives an empty cache.
+
+        Raises:
+            ValueError: text that is not a cache.
+        """
+        payload = json.loads(text)
+        cache = cls()
+        if not isinstance(payload, dict) or not isinstance(payload.get("clips", {}), dict):
+            raise ValueError("not a fingerprint cache")
+        if payload.get("version") != cls.VERSION or payload.get("scheme") != FINGERPRINT_SCHEME:
+            return cache
+        try:
+            for name, item in payload["clips"].items():
+                cache._entries[str(name)] = (
+                    int(item["size"]),
+                    int(item["mtime_ns"]),
+                    int(item["inode"]),
+                    str(item["fingerprint"]),
+                )
+        except (KeyError, TypeError, ValueError) as err:
+            raise ValueError(f"not a fingerprint cache: {err}") from err
+        return cache
+
+    @classmethod
+    def load(cls, location: str) -> FingerprintCache:
+        """The cache stored at ``location``; empty when it is missing or unreadable (a
+        cache only saves reads, so a damaged one is logged and rebuilt, never fatal)."""
+        try:
+            text = store.read_text(location)
+        except FileNotFoundError:
+            return cls()
+        except (OSError, UnicodeDecodeError) as err:
+            log.warning("%s: fingerprint cache not read (%s); rebuilding it", location, err)
+            return cls()
+        try:
+            return cls.from_json(text)
+        except ValueError as err:
+            log.warning("%s: fingerprint cache is damaged (%s); rebuilding it", location, err)
+            return cls()
+
+    def save(self, location: str) -> None:
+        """Write the cache to ``location`` as one whole object and clear :attr:`changed`."""
+        store.write_text(location, self.to_json())
+        self.changed = False
+
+
+class FingerprintCaches:
+    """One :class:`FingerprintCache` per game in a directory: ``<directory>/<game_id>.json``.
+
+    Pass an instance as ``fingerprints`` to :func:`discover_games` (it is called with each
+    game id and loads that game's cache once), then call :meth:`save`.
+
+    Example:
+        >>> caches = FingerprintCaches(f"{out}/_manifest/fingerprints")  # doctest: +SKIP
+        >>> games = discover_games(root, fingerprints=caches)  # doctest: +SKIP
+        >>> written = caches.save()  # doctest: +SKIP
+    """
+
+    def __init__(self, directory: str | os.PathLike[str]) -> None:
+        self.directory = store.normalise(directory)
+        self.loaded: dict[str, FingerprintCache] = {}
+
+    def location(self, game_id: str) -> str:
+        return store.join(self.directory, f"{store.check_id(game_id, 'game_id')}.json")
+
+    def __call__(self, game_id: str) -> FingerprintCache:
+        if game_id not in self.loaded:
+            self.loaded[game_id] = FingerprintCache.load(self.location(game_id))
+        return self.loaded[game_id]
+
+    def save(self) -> list[str]:
+        """Write every loaded cache that changed; the locations written."""
+        written = []
+        for game_id, cache in sorted(self.loaded.items()):
+            if cache.changed:
+                location = self.location(game_id)
+                cache.save(location)
+                written.append(location)
+        return written
+
+
+# --------------------------------------------------------------------------- discovery
 
 
 def sanitise_id(name: str) -> str:
@@ -383,119 +890,279 @@ class GameInput:
 
     Attributes:
         game_id: the folder name, sanitised like clip ids.
-        directory: the folder.
-        roster_path: ``roster.yaml`` in the folder, or None.
-        clips: usable clips in file-name order.
+        directory: the folder: an absolute local path or a URI.
+        roster_path: the location of ``roster.yaml`` in the folder, or None.
+        clips: usable clips in file-name order (``path``: a local path or a URI).
         problems: ``(name, reason)`` for every file (or the folder itself) left out.
+        bytes_read: bytes of clip content read to fingerprint this game's clips (0 when
+            every fingerprint came from the cache).
+        fingerprints_cached: clips whose fingerprint came from the cache unread.
     """
 
     game_id: str
-    directory: Path
-    roster_path: Path | None
+    directory: str
+    roster_path: str | None
     clips: list[ClipRef] = field(default_factory=list)
     problems: list[tuple[str, str]] = field(default_factory=list)
+    bytes_read: int = 0
+    fingerprints_cached: int = 0
+
+
+CacheSource = Mapping[str, FingerprintCache] | Callable[[str], FingerprintCache | None]
+
+
+@dataclass(frozen=True)
+class _File:
+    """A candidate file of a game folder, stat-ed: where the problem is None it is a
+    non-empty regular file whose size, mtime and inode (0 on object stores) are known."""
+
+    name: str
+    location: str
+    size: int = 0
+    mtime_ns: int = 0
+    inode: int = 0
+    problem: str | None = None
+
+
+def _display(name: str) -> str:
+    """``name`` with undecodable bytes (surrogate escapes) shown as U+FFFD."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def _undecodable(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def _inside(path: Path, root: Path) -> bool:
     return path == root or root in path.parents
 
 
-def _visible_entries(directory: Path) -> list[Path]:
-    return sorted(
-        (p for p in directory.iterdir() if not p.name.startswith(".")), key=lambda p: p.name
-    )
+def _is_candidate(name: str) -> bool:
+    return name == ROSTER_FILE or PurePosixPath(name).suffix.lower() in CLIP_SUFFIXES
 
 
-def _clip_problem(path: Path, root: Path) -> str | None:
-    """Why a clip file cannot be used, or None."""
-    if path.is_symlink():
-        if not path.exists():
-            return "broken symlink"
-        if not _inside(path.resolve(), root):
-            return "symlink points outside the games root"
-    if not path.is_file():
-        return "not a regular file"
-    if path.stat().st_size == 0:
-        return "empty file (0 bytes)"
-    if not os.access(path, os.R_OK):
-        return "cannot read file (permission denied)"
-    return None
-
-
-def _discover_game(game_id: str, directory: Path, root: Path) -> GameInput:
-    game = GameInput(game_id=game_id, directory=directory, roster_path=None)
-    roster = directory / ROSTER_FILE
-    if roster.is_file():
-        game.roster_path = roster
-    owners: dict[str, str] = {}
+def _local_file(entry: os.DirEntry[str], real_root: Path) -> _File:
+    """Stat one local directory entry and say why it cannot be used as a clip, if so."""
     try:
-        entries = _visible_entries(directory)
+        link = entry.is_symlink()
+    except OSError:
+        link = False
+    if link:
+        try:
+            target = Path(entry.path).resolve(strict=True)
+        except (OSError, RuntimeError):
+            return _File(entry.name, entry.path, problem="broken symlink")
+        if not _inside(target, real_root):
+            return _File(entry.name, entry.path, problem="symlink points outside the games root")
+    try:
+        st = entry.stat(follow_symlinks=True)
     except OSError as err:
-        game.problems.append((directory.name, f"cannot list folder ({err.strerror or err})"))
-        return game
+        return _File(entry.name, entry.path, problem=f"cannot read file ({err.strerror or err})")
+    if not stat.S_ISREG(st.st_mode):
+        return _File(entry.name, entry.path, problem="not a regular file")
+    if st.st_size == 0:
+        return _File(entry.name, entry.path, problem="empty file (0 bytes)")
+    if not os.access(entry.path, os.R_OK):
+        return _File(entry.name, entry.path, problem="cannot read file (permission denied)")
+    return _File(entry.name, entry.path, st.st_size, st.st_mtime_ns, st.st_ino)
+
+
+def _list_local_game(directory: str, real_root: Path) -> list[_File]:
+    """One ``scandir`` of a local game folder: its visible candidate files, stat-ed.
+
+    ``os.scandir`` rather than :func:`hoopray.store.list_dir`: pyarrow's local listing
+    leaves out broken symlinks and fails on names that are not UTF-8, and both must be
+    reported here.
+    """
+    with os.scandir(directory) as listing:
+        entries = sorted(
+            (e for e in listing if not e.name.startswith(".") and _is_candidate(e.name)),
+            key=lambda e: e.name,
+        )
+    files = []
     for entry in entries:
-        if entry.suffix.lower() not in CLIP_SUFFIXES:
+        if entry.name == ROSTER_FILE:  # read later by the roster loader, which says what is wrong
+            roster_problem = None if entry.is_file() else "not a regular file"
+            files.append(_File(entry.name, entry.path, problem=roster_problem))
             continue
-        problem = _clip_problem(entry, root)
-        clip_id = sanitise_id(entry.stem)
+        if _undecodable(entry.name):
+            files.append(_File(_display(entry.name), "", problem="file name is not valid UTF-8"))
+            continue
+        files.append(_local_file(entry, real_root))
+    return files
+
+
+def _list_remote_game(directory: str) -> list[_File]:
+    """One :func:`hoopray.store.list_dir` of a prefix: its visible candidate objects."""
+    files = []
+    for entry in store.list_dir(directory):
+        if entry.is_dir or entry.name.startswith(".") or not _is_candidate(entry.name):
+            continue
+        location = f"{directory}/{entry.name}"
+        if entry.size == 0 and entry.name != ROSTER_FILE:
+            files.append(_File(entry.name, location, problem="empty file (0 bytes)"))
+            continue
+        files.append(_File(entry.name, location, entry.size, entry.mtime_ns))
+    return files
+
+
+def _discover_game(
+    game_id: str,
+    name: str,
+    directory: str,
+    real_root: Path | None,
+    cache: FingerprintCache | None,
+) -> GameInput:
+    game = GameInput(game_id=game_id, directory=directory, roster_path=None)
+    try:
+        if real_root is not None:
+            files = _list_local_game(directory, real_root)
+        else:
+            files = _list_remote_game(directory)
+    except OSError as err:
+        game.problems.append((name, f"cannot list folder ({err.strerror or err})"))
+        return game
+    owners: dict[str, str] = {}
+    for item in files:
+        if item.name == ROSTER_FILE:
+            if item.problem is None:
+                game.roster_path = item.location
+            continue
+        clip_id = sanitise_id(PurePosixPath(item.name).stem)
+        problem = item.problem
         if problem is None and clip_id in owners:
             problem = f"clip id {clip_id!r} collides with {owners[clip_id]!r}; skipped"
-        fp = ""
-        if problem is None:
+        fp = None
+        if problem is None and cache is not None:
+            fp = cache.get(item.name, item.size, item.mtime_ns, item.inode)
+            if fp is not None:
+                game.fingerprints_cached += 1
+        if problem is None and fp is None:
             try:
-                fp = fingerprint(entry)
+                fp, read = _fingerprint(item.location, item.size)
             except OSError as err:
-                problem = f"cannot read file ({err.strerror or err})"
-        if problem is not None:
-            game.problems.append((entry.name, problem))
+                problem = f"cannot read file ({getattr(err, 'strerror', None) or err})"
+            else:
+                game.bytes_read += read
+                if cache is not None:
+                    cache.put(item.name, item.size, item.mtime_ns, item.inode, fp)
+        if problem is not None or fp is None:
+            game.problems.append((item.name, problem or "cannot read file"))
             continue
-        owners[clip_id] = entry.name
-        game.clips.append(ClipRef(game_id=game_id, clip_id=clip_id, path=entry, fingerprint=fp))
+        owners[clip_id] = item.name
+        game.clips.append(
+            ClipRef(game_id=game_id, clip_id=clip_id, path=item.location, fingerprint=fp)
+        )
+    if cache is not None:
+        cache.retain(owners.values())
     if not game.clips:
-        game.problems.append((directory.name, "no usable clips (.mp4, .mov, .mkv)"))
+        game.problems.append((name, "no usable clips (.mp4, .mov, .mkv)"))
     return game
 
 
-def discover_games(root: str | Path) -> list[GameInput]:
+def _cache_lookup(fingerprints: CacheSource | None) -> Callable[[str], FingerprintCache | None]:
+    if fingerprints is None:
+        return lambda game_id: None
+    if isinstance(fingerprints, Mapping):
+        return fingerprints.get
+    return fingerprints
+
+
+def _local_game_folders(root: str) -> Iterator[tuple[str, str, str | None]]:
+    """``(name, location, problem)`` of each visible folder in a local root (one scandir)."""
+    real_root = Path(root).resolve()
+    with os.scandir(root) as listing:
+        entries = sorted((e for e in listing if not e.name.startswith(".")), key=lambda e: e.name)
+    for entry in entries:
+        try:
+            is_dir = entry.is_dir(follow_symlinks=True)
+        except OSError:
+            is_dir = False
+        if not is_dir:
+            if PurePosixPath(entry.name).suffix.lower() in CLIP_SUFFIXES:
+                log.warning("%s: clips must sit in a game folder; ignored", _display(entry.path))
+            continue
+        problem = None
+        if _undecodable(entry.name):
+            problem = "folder name is not valid UTF-8"
+        elif entry.is_symlink() and not _inside(Path(entry.path).resolve(), real_root):
+            problem = "symlink points outside the games root"
+        yield _display(entry.name), _display(entry.path), problem
+
+
+def _remote_game_folders(root: str) -> Iterator[tuple[str, str, str | None]]:
+    """``(name, location, None)`` of each visible prefix under a remote root (one listing)."""
+    entries = store.list_dir(root)
+    if not entries and not store.is_dir(root):
+        raise NotADirectoryError(f"games root {root} is not a directory (no objects under it)")
+    for entry in entries:
+        if entry.name.startswith("."):
+            continue
+        if not entry.is_dir:
+            if PurePosixPath(entry.name).suffix.lower() in CLIP_SUFFIXES:
+                log.warning("%s/%s: clips must sit in a game folder; ignored", root, entry.name)
+            continue
+        yield entry.name, f"{root}/{entry.name}", None
+
+
+def discover_games(
+    root: str | os.PathLike[str], *, fingerprints: CacheSource | None = None
+) -> list[GameInput]:
     """Find every game folder under ``root`` and its clips, sorted by game id.
 
-    Each visible subfolder of ``root`` is a game; its ``*.mp4``, ``*.mov`` and ``*.mkv``
-    files (any case) are its clips. Names starting with a dot are ignored, and so are
-    loose files in ``root`` and folders inside a game. Nothing usable is dropped without
-    a word: a clip whose id collides with an earlier one (in name order), a symlink that
-    leaves the root, an empty or unreadable file, and a game without clips are listed in
-    ``problems``. A game folder whose id collides with an earlier one is skipped and
-    listed in the earlier game's problems.
+    ``root`` is a local directory or an object-store prefix (any :mod:`hoopray.store`
+    URI; there a "folder" is a prefix). Each visible subfolder of ``root`` is a game; its
+    ``*.mp4``, ``*.mov`` and ``*.mkv`` files (any case) are its clips. Names starting with
+    a dot are ignored, and so are loose files in ``root`` and folders inside a game.
+    Nothing usable is dropped without a word: a clip whose id collides with an earlier one
+    (in name order), a symlink that leaves the root or leads nowhere, a file that is not
+    regular, empty or unreadable, a name that is not UTF-8, and a game without clips are
+    listed in ``problems``. A game folder whose id collides with an earlier one is skipped
+    and listed in the earlier game's problems.
+
+    Each folder is listed once (the root once, each game once); a clip is read only to
+    fingerprint it, and not at all when its game's cache knows it unchanged.
+
+    Args:
+        root: the games root.
+        fingerprints: per-game fingerprint caches: a mapping or a callable from game id to
+            a :class:`FingerprintCache` (or None for no cache), e.g. a
+            :class:`FingerprintCaches`. Caches are updated in place (see ``changed``).
+
+    Returns:
+        The games; locations in them are absolute local paths (symlinks kept as found,
+        not resolved) or URIs.
 
     Raises:
-        NotADirectoryError: ``root`` is not a directory.
+        NotADirectoryError: ``root`` is not a directory (or a prefix with no objects).
     """
-    root = Path(root)
-    if not root.is_dir():
-        raise NotADirectoryError(f"games root {root} is not a directory")
-    real_root = root.resolve()
+    text = store.normalise(root)
+    lookup = _cache_lookup(fingerprints)
+    real_root: Path | None = None
+    if store.is_local(text):
+        if not os.path.isdir(text):
+            raise NotADirectoryError(f"games root {text} is not a directory")
+        real_root = Path(text).resolve()
+        folders = _local_game_folders(text)
+    else:
+        folders = _remote_game_folders(text)
     games: dict[str, GameInput] = {}
-    for entry in _visible_entries(root):
-        if not entry.is_dir():
-            if entry.suffix.lower() in CLIP_SUFFIXES:
-                log.warning("%s: clips must sit in a game folder; ignored", entry)
-            continue
-        game_id = sanitise_id(entry.name)
+    names: dict[str, str] = {}
+    for name, location, problem in folders:
+        game_id = sanitise_id(name)
         if game_id in games:
-            games[game_id].problems.append(
-                (
-                    entry.name,
-                    f"game id {game_id!r} collides with {games[game_id].directory.name!r}; skipped",
-                )
-            )
+            reason = f"game id {game_id!r} collides with {names[game_id]!r}; skipped"
+            games[game_id].problems.append((name, reason))
             continue
-        if entry.is_symlink() and not _inside(entry.resolve(), real_root):
+        names[game_id] = name
+        if problem is not None:
             games[game_id] = GameInput(
-                game_id=game_id,
-                directory=entry,
-                roster_path=None,
-                problems=[(entry.name, "symlink points outside the games root")],
+                game_id=game_id, directory=location, roster_path=None, problems=[(name, problem)]
             )
             continue
-        games[game_id] = _discover_game(game_id, entry, real_root)
+        games[game_id] = _discover_game(game_id, name, location, real_root, lookup(game_id))
     return [games[key] for key in sorted(games)]

@@ -23,7 +23,7 @@ def hydra_dir() -> Path | None:
 
 def run(cfg: DictConfig, *, incremental: bool) -> int:
     """Run the pipeline on ``cfg``; returns the job's exit code."""
-    from hoopray.pipeline import run_job
+    from hoopray.job import run_job
 
     logging.getLogger("hoopray").setLevel(logging.INFO)
     return run_job(cfg, incremental=incremental, start_ray=start_ray, hydra_dir=hydra_dir())

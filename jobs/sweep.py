@@ -25,25 +25,34 @@ log = logging.getLogger("hoopray.sweep")
 
 
 def replay(cfg: DictConfig) -> dict[str, Any]:
-    """Resolve every stored clip with ``cfg.resolve`` and measure the result."""
-    from hoopray import pipeline
-    from hoopray.resolve import ResolveConfig, resolve
-    from hoopray.store import list_partitions
+    """Resolve every stored game with ``cfg.resolve`` and ``cfg.teams``, exactly as a run
+    does (team naming refined by confirmed numbers), and measure the result."""
+    from hoopray import outputs, store, teams
+    from hoopray.resolve import ResolveConfig
+    from hoopray.stages import load_team_model, resolve_game_clips
 
-    out_root = Path(str(cfg.sweep.out_root))
+    out_root = store.normalise(str(cfg.sweep.out_root))
     resolve_cfg = ResolveConfig.from_mapping(dict(cfg.resolve))
-    games = set(cfg.sweep.games) if cfg.sweep.get("games") else None
+    wanted = set(cfg.sweep.games) if cfg.sweep.get("games") else None
+    override = (cfg.get("teams") or {}).get("override")
     identities = {}
-    rosters: dict[str, Any] = {}
-    for game_id, clip_id in list_partitions(out_root, "observations/clip"):
-        if games is not None and game_id not in games:
+    for game_id in store.list_games(out_root, "observations/clip"):
+        if wanted is not None and game_id not in wanted:
             continue
-        obs = pipeline.read_observations(out_root, game_id, clip_id)
-        if game_id not in rosters:
-            game_dir = Path(obs.clip.column("path")[0].as_py()).parent
-            rosters[game_id] = pipeline._roster_of(str(game_dir))
-        naming = pipeline.load_naming(out_root, game_id)
-        identities[(game_id, clip_id)] = resolve(obs, rosters[game_id], naming, resolve_cfg)
+        observations = {
+            clip_id: outputs.read_observations(out_root, game_id, clip_id)
+            for clip_id in outputs.observed_clips(out_root, game_id)
+        }
+        roster = outputs.read_roster(store.game_dir(out_root, game_id))
+        naming = teams.load_naming(teams.teams_dir(out_root, game_id))
+        model = load_team_model(out_root, game_id)
+        if model is not None and cfg.get("teams"):
+            model.knn_k = int(cfg.teams.knn_k)
+        resolved, _, _ = resolve_game_clips(
+            observations, roster, naming, model, resolve_cfg, override=override
+        )
+        for clip_id, (ids, _) in resolved.items():
+            identities[(game_id, clip_id)] = ids
     statuses = [s for ids in identities.values() for s in ids.tracks.column("status").to_pylist()]
     counts = {
         "clips": len(identities),

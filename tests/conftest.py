@@ -90,3 +90,25 @@ def tiny_sam2_dir(tmp_path_factory: pytest.TempPathFactory) -> os.PathLike[str]:
     from hoopray.models.sam2_video import build_tiny_sam2_video
 
     return build_tiny_sam2_video(tmp_path_factory.mktemp("tiny_sam2"), seed=0)
+
+
+# A real S3 endpoint (moto server on 127.0.0.1) with dummy credentials; see tests/s3.py.
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint():
+    """The endpoint URL of a session-wide moto S3 server; AWS_* env vars point at it."""
+    from tests.s3 import moto_s3
+
+    with moto_s3() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture
+def s3_bucket(s3_endpoint: str):
+    """A fresh, empty bucket on :func:`s3_endpoint`; yields its name."""
+    from tests.s3 import create_bucket, delete_bucket
+
+    name = create_bucket()
+    yield name
+    delete_bucket(name)

@@ -86,7 +86,6 @@ def config(games: Path, labels: Path, out: Path, *extra: str) -> DictConfig:
                 f"data.root={games}",
                 f"data.labels={labels}",
                 f"output.root={out}",
-                "ray.pass1.num_gpus=0.5",
                 "ray.observe.num_gpus=0.5",
                 "observe.read_stride=2",
                 "teams.umap_neighbors=500",  # PCA: no numba compilation in a test
@@ -280,6 +279,9 @@ class FaultyTracking(ReplayTracking):
             sleeps until killed. Unset: no pause (so the same config runs undisturbed).
         leak: ``"<game_id>/<clip_id>"`` whose tracker fails with an error message that
             quotes the secret environment variables, as a careless SDK might.
+        hang: ``"<game_id>/<clip_id>"`` whose tracker hangs for ever (a stuck decoder).
+        delay: seconds every frame takes (a slow model; sleeping, no CPU used).
+        log_dir: a folder where each try of a clip appends a line to ``<clip key>.txt``.
     """
 
     def __init__(
@@ -292,8 +294,14 @@ class FaultyTracking(ReplayTracking):
         poison: str | None = None,
         pause_env: str | None = None,
         leak: str | None = None,
+        hang: str | None = None,
+        delay: float = 0.0,
+        log_dir: str | None = None,
     ) -> None:
         super().__init__(world, max_missing_frames)
+        self.hang = _key(hang)
+        self.delay = float(delay)
+        self.log_dir = Path(log_dir) if log_dir else None
         self.crash = _key(crash)
         self.crash_frame = crash_frame
         self.marker = Path(marker or os.devnull)
@@ -311,6 +319,15 @@ class FaultyTracking(ReplayTracking):
         return _FaultyTracker(self, self.world, self.max_missing_frames)
 
 
+def _node_id() -> str:
+    try:
+        import ray
+
+        return ray.get_runtime_context().get_node_id() if ray.is_initialized() else "-"
+    except Exception:
+        return "-"
+
+
 def _key(name: str | None) -> int | None:
     if not name:
         return None
@@ -322,12 +339,23 @@ class _FaultyTracker(ReplayTracker):
     def __init__(self, owner: FaultyTracking, world: ReplayWorld, max_missing: int) -> None:
         super().__init__(world, max_missing)
         self.owner = owner
+        self.logged = False
 
     def step(self, frame: np.ndarray, new_detections: object = None) -> object:
         found = self.world.frame_labels(frame)
         if found is not None:
             key, index, _ = found
             owner = self.owner
+            if owner.log_dir is not None and not self.logged:
+                self.logged = True
+                owner.log_dir.mkdir(parents=True, exist_ok=True)
+                with open(owner.log_dir / f"{key}.txt", "a") as handle:
+                    handle.write(f"{os.getpid()} {_node_id()}\n")
+            if key == owner.hang:
+                while True:
+                    time.sleep(1)
+            if owner.delay:
+                time.sleep(owner.delay)
             if key == owner.poison:
                 os._exit(3)
             if key == owner.leak:

@@ -124,8 +124,8 @@ def output_tree(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     teams.save_game(teams.teams_dir(out, GAME), model, sample, naming)
     confirmed: set[str] = set()
     for clip in game.clips:
-        obs = observe(clip, models, model, ObserveConfig(read_stride=2, detect_stride=2))
-        ids = resolve(obs, roster, naming, ResolveConfig())
+        obs = observe(clip, models, ObserveConfig(read_stride=2, detect_stride=2))
+        ids = resolve(obs, roster, naming, ResolveConfig(), team_model=model)
         for name in ("tracks", "reads", "team_votes", "clip"):
             store.write_table(out, f"observations/{name}", GAME, clip.clip_id, getattr(obs, name))
         for name in ("tracks", "frames"):
@@ -136,7 +136,7 @@ def output_tree(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
             ids,
             roster,
             naming,
-            store.game_dir(out, GAME) / "videos" / f"{clip.clip_id}.mp4",
+            store.join(store.game_dir(out, GAME), "videos", f"{clip.clip_id}.mp4"),
         )
         confirmed |= {
             row["player_name"]

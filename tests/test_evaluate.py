@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import io
 import math
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -8,9 +11,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from hoopray import store
 from hoopray.evaluate import (
     box_iou,
+    evaluate_output,
     format_table,
+    label_files,
     labels_from_mot_csv,
     main,
     match_boxes,
@@ -264,3 +270,44 @@ def test_command_prints_a_table(tmp_path: Path, capsys: pytest.CaptureFixture[st
     printed = capsys.readouterr().out
     assert "g1/c1" in printed and "1.000" in printed
     assert main([str(tmp_path / "nothing"), str(labels)]) == 1
+
+
+@pytest.fixture
+def mem_root() -> Iterator[str]:
+    """A fresh root on fsspec's in-memory filesystem (``mem://`` URIs)."""
+    import fsspec
+
+    store.register_filesystem("mem", fsspec.filesystem("memory"))
+    root = f"mem://bucket/{uuid.uuid4().hex}"
+    yield root
+    store.delete_tree(root)
+
+
+def _parquet(table: pa.Table) -> bytes:
+    sink = io.BytesIO()
+    pq.write_table(table, sink)
+    return sink.getvalue()
+
+
+def test_evaluate_output_and_command_on_the_memory_store(
+    mem_root: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    frames, tracks = _predictions(PERFECT)
+    out, labels = store.join(mem_root, "out"), store.join(mem_root, "labels")
+    store.write_table(out, "identities/frames", "g1", "c1", frames)
+    store.write_table(out, "identities/tracks", "g1", "c1", tracks)
+    store.write_bytes(store.join(labels, "g1", "c1.parquet"), _parquet(_labels()))
+    store.write_bytes(store.join(labels, "g1", "c2.parquet"), _parquet(_labels()))  # no ids
+    store.write_text(store.join(labels, "g1", "notes.txt"), "not labels")
+    assert [key[:2] for key in label_files(labels)] == [("g1", "c1"), ("g1", "c2")]
+    scores = evaluate_output(out, labels)
+    assert list(scores) == [("g1", "c1")]
+    assert scores[("g1", "c1")].identity_f1 == 1.0
+    assert main([out, labels]) == 0
+    assert "g1/c1" in capsys.readouterr().out
+    assert main([store.join(mem_root, "nothing"), labels]) == 1
+
+
+def test_mot_csv_from_the_memory_store(mem_root: str) -> None:
+    location = store.write_text(store.join(mem_root, "gt.txt"), "1,5,10,20,30,40,1,-1,-1,-1,A,9\n")
+    assert labels_from_mot_csv(location).to_pylist()[0]["number"] == "9"

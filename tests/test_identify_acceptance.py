@@ -52,7 +52,7 @@ TABLES = ("tracks", "reads", "team_votes", "clip")
 
 def clip_refs(game: SyntheticGame) -> list[ClipRef]:
     return [
-        ClipRef(game.game_id, clip_id, path, f"synthetic-{clip_id}")
+        ClipRef(game.game_id, clip_id, str(path), f"synthetic-{clip_id}")
         for clip_id, path in zip(game.clip_ids, game.clips, strict=True)
     ]
 
@@ -164,7 +164,7 @@ def verdicts(
     return out
 
 
-def assert_playable_h264(path: Path, frames: int, size: tuple[int, int]) -> None:
+def assert_playable_h264(path: str | Path, frames: int, size: tuple[int, int]) -> None:
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         assert stream.codec_context.name == "h264"
@@ -195,19 +195,19 @@ def replay_run(tmp_path_factory: pytest.TempPathFactory):
     models = replay_models(world, ColourHistogramEmbedder())
     clips = clip_refs(game)
     team_model, naming = fit_teams(clips, models, roster)
-    observed = [observe(clip, models, team_model, ObserveConfig()) for clip in clips]
-    return game, roster, naming, clips, observed
+    observed = [observe(clip, models, ObserveConfig()) for clip in clips]
+    return game, roster, naming, team_model, clips, observed
 
 
 @pytest.mark.slow
 def test_replay_identifies_number_visible_tracks(replay_run) -> None:
-    game, roster, naming, _, observed = replay_run
+    game, roster, naming, team_model, _, observed = replay_run
     cfg = ResolveConfig()
     assert {naming.cluster_to_team[0], naming.cluster_to_team[1]} == {t.name for t in roster.teams}
     needed = reads_needed(MISREAD_RATE, cfg.reads_to_confirm)
     all_tracks: list[TrackVerdict] = []
     for obs, labels_path in zip(observed, game.labels, strict=True):
-        identities = resolve(obs, roster, naming, cfg)
+        identities = resolve(obs, roster, naming, cfg, team_model)
         check_schema("identities/tracks", identities.tracks)
         check_schema("identities/frames", identities.frames)
         all_tracks += verdicts(obs, pq.read_table(labels_path), identities.tracks, roster)
@@ -228,11 +228,12 @@ def test_replay_identifies_number_visible_tracks(replay_run) -> None:
 def test_thresholds_rederive_identities_from_stored_observations(
     replay_run, tmp_path: Path
 ) -> None:
-    game, _, naming, clips, observed = replay_run
+    game, _, naming, team_model, clips, observed = replay_run
     clip, obs = clips[0], observed[0]
     out = tmp_path / "out"
     write_observations(out, clip, obs)
     (tmp_path / "naming.json").write_text(json.dumps(naming.to_dict()))
+    team_model.save(tmp_path / "teams")
     configs = {
         "default": {},
         "single_read": {"reads_to_confirm": 1},
@@ -243,7 +244,7 @@ import json, sys
 from hoopray import store
 from hoopray.resolve import ResolveConfig, resolve
 from hoopray.roster import load_roster
-from hoopray.teams import TeamNaming
+from hoopray.teams import TeamModel, TeamNaming
 from hoopray.types import Observations
 
 out, game, clip = {str(out)!r}, {clip.game_id!r}, {clip.clip_id!r}
@@ -256,11 +257,12 @@ tables = {{
 obs = Observations(**tables)
 roster = load_roster({str(game.roster_path)!r})
 naming = TeamNaming.from_dict(json.loads(open({str(tmp_path / "naming.json")!r}).read()))
+team_model = TeamModel.load({str(tmp_path / "teams")!r})
 result = {{}}
 for key, values in {configs!r}.items():
-    tracks = resolve(obs, roster, naming, ResolveConfig(**values)).tracks
+    tracks = resolve(obs, roster, naming, ResolveConfig(**values), team_model).tracks
     result[key] = {{
-        row["track_id"]: [row["status"], row["number"], row["confirmed_at_frame"]]
+        row["track_id"]: [row["status"], row["number"], row["confirmed_at_frame"], row["team_name"]]
         for row in tracks.to_pylist()
     }}
 heavy = sorted(
@@ -277,12 +279,15 @@ print(json.dumps({{"result": result, "heavy": heavy}}))
     assert report["heavy"] == []
     result = {k: {int(t): v for t, v in r.items()} for k, r in report["result"].items()}
 
-    in_memory = resolve(obs, load_roster(game.roster_path), naming, ResolveConfig())
+    in_memory = resolve(obs, load_roster(game.roster_path), naming, ResolveConfig(), team_model)
     assert result["default"] == {
-        r["track_id"]: [r["status"], r["number"], r["confirmed_at_frame"]]
+        r["track_id"]: [r["status"], r["number"], r["confirmed_at_frame"], r["team_name"]]
         for r in in_memory.tracks.to_pylist()
     }
-    with_number = {k: {t for t, (_, n, _) in r.items() if n is not None} for k, r in result.items()}
+    assert {team for *_, team in result["default"].values()} == set(naming.cluster_to_team.values())
+    with_number = {
+        k: {t for t, (_, n, _, _) in r.items() if n is not None} for k, r in result.items()
+    }
     # one readable read paired at IoS >= 0.9 is enough with reads_to_confirm=1
     readable = set()
     for row in obs.reads.to_pylist():
@@ -294,7 +299,7 @@ print(json.dumps({{"result": result, "heavy": heavy}}))
     for track in with_number["default"]:  # three reads take at least two more read frames
         assert result["single_read"][track][2] < result["default"][track][2]
     assert with_number["sure_reads_only"] == set()
-    assert {s for s, _, _ in result["sure_reads_only"].values()} == {IdentityStatus.UNREAD}
+    assert {s for s, *_ in result["sure_reads_only"].values()} == {IdentityStatus.UNREAD}
 
 
 # --------------------------------------------------------------------------- edge cases
@@ -337,7 +342,8 @@ def test_edge_cases_with_replay_doubles(edge_game, tmp_path: Path) -> None:
     roster = load_roster(game.roster_path)
     world = ReplayWorld(root / "labels", misread_rate=MISREAD_RATE)
     (clip,) = clip_refs(game)
-    obs = observe(clip, replay_models(world), None, ObserveConfig())
+    obs = observe(clip, replay_models(world), ObserveConfig())
+    assert obs.team_votes.num_rows == 0  # no embedder
     identities = resolve(obs, roster, None, ResolveConfig())
     objects = track_objects(obs.tracks, labels)
     tracks_of = defaultdict(list)
@@ -389,7 +395,7 @@ def test_one_frame_clip(tmp_path: Path) -> None:
     roster = load_roster(game.roster_path)
     world = ReplayWorld(tmp_path / "labels", misread_rate=0.0)
     (clip,) = clip_refs(game)
-    obs = observe(clip, replay_models(world), None, ObserveConfig())
+    obs = observe(clip, replay_models(world), ObserveConfig())
     labels = pq.read_table(game.labels[0]).to_pylist()
     players = [r for r in labels if r["role"] == "player"]
     assert obs.clip.column("frames")[0].as_py() == 1
@@ -449,28 +455,30 @@ def test_tiny_models_observe_resolve_render(
 
     detector = RfDetrDetector(tiny_rfdetr_checkpoint, device="cpu")
     one_frame = ObserveConfig(max_frames=1)
-    tiny_obs = observe(clip, Models(detector, tracking, embedder, reader), None, one_frame)
+    tiny_obs = observe(clip, Models(detector, tracking, embedder, reader), one_frame)
     assert tiny_obs.clip.column("frames")[0].as_py() == 1
     for name in TABLES:
         check_schema(f"observations/{name}", getattr(tiny_obs, name))
 
     models = Models(world.detector(), tracking, embedder, reader)
     team_model, naming = fit_teams([clip], models, roster)
-    obs = observe(clip, models, team_model, cfg)
+    obs = observe(clip, models, cfg)
     assert obs.tracks.num_rows > 0 and obs.team_votes.num_rows > 0
+    assert obs.team_votes.column("dim")[0].as_py() == team_model.dim
     assert obs.clip.column("crops_read")[0].as_py() > 0  # the tiny reader really ran
     assert obs.clip.column("reader_calls")[0].as_py() == len(
         set(obs.reads.column("frame").to_pylist())
     )
 
-    identities = resolve(obs, roster, naming, ResolveConfig())
+    identities = resolve(obs, roster, naming, ResolveConfig(), team_model)
+    assert identities.tracks.column("team_cluster").null_count < identities.tracks.num_rows
     out = tmp_path / "out"
     write_observations(out, clip, obs)
     written = [
         store.write_table(out, "identities/tracks", clip.game_id, clip.clip_id, identities.tracks),
         store.write_table(out, "identities/frames", clip.game_id, clip.clip_id, identities.frames),
     ]
-    assert all(path.is_file() for path in written)
+    assert all(Path(path).is_file() for path in written)
     back = store.read_table(out, "observations/tracks", clip.game_id, clip.clip_id)
     assert back.num_rows == obs.tracks.num_rows
     video = render(clip.path, obs.tracks, identities, roster, naming, out / "videos" / "c.mp4")

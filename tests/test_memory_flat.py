@@ -1,7 +1,7 @@
 """A long synthetic clip under observe keeps a flat memory profile (issues 7 and 8).
 
 observe runs in a fresh process on a 900-frame clip with the ground-truth replay doubles,
-on the production path (:func:`hoopray.pipeline.observe_to_store`: rows stream into the
+on the production path (:func:`hoopray.stages.observe_to_store`: rows stream into the
 store's Parquet writers); a wrapper around the detector samples the process's resident set
 size (VmRSS) at every detector call (every 5th frame). The RSS reached by the end of the
 second half of the clip may exceed the first half's by a few MiB only: neither the
@@ -56,14 +56,14 @@ def observe_sampled(spec: dict) -> list[tuple[int, float]]:
     from hoopray.models.base import Models
     from hoopray.models.replay import ReplayWorld
     from hoopray.observe import ObserveConfig
-    from hoopray.pipeline import observe_to_store
+    from hoopray.stages import observe_to_store
     from hoopray.types import ClipRef
 
     world = ReplayWorld(spec["labels"])
     detector = SamplingDetector(world.detector(), spec["leak"])
     models = Models(detector=detector, tracking=world.tracking(), reader=world.reader())
-    clip = ClipRef(spec["game_id"], spec["clip_id"], Path(spec["clip"]), "memory-test")
-    obs = observe_to_store(spec["out"], clip, models, None, ObserveConfig())
+    clip = ClipRef(spec["game_id"], spec["clip_id"], spec["clip"], "memory-test")
+    obs = observe_to_store(spec["out"], clip, models, ObserveConfig())
     assert obs.clip.column("frames")[0].as_py() == FRAMES
     assert obs.extra["rows"]["tracks"] > 0
     return detector.samples

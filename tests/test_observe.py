@@ -8,6 +8,7 @@ is exercised in tests/test_identify_acceptance.py.
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,7 +30,16 @@ from hoopray.observe import (
     _TableBuilder,
     observe,
 )
-from hoopray.types import OBS_READS, OBS_TEAM_VOTES, ClipRef, NumberRead, check_schema
+from hoopray.resolve import ResolveConfig, decode_embeddings, resolve
+from hoopray.teams import vote_team
+from hoopray.types import (
+    OBS_READS,
+    OBS_TEAM_VOTES,
+    ClipRef,
+    NumberRead,
+    Observations,
+    check_schema,
+)
 
 HEIGHT, WIDTH = 96, 160
 
@@ -40,6 +50,7 @@ class Obj:
     box: tuple[int, int, int, int]
     number: str | None = None  # drawn (and detected) when not None
     team: int = 0
+    hole: tuple[int, int, int, int] | None = None  # pixels left out of the tracker's mask
 
 
 Scene = dict[int, list[Obj]]
@@ -128,6 +139,9 @@ class FakeTracker:
         for k, obj in enumerate(live):
             x1, y1, x2, y2 = obj.box
             masks[k, y1:y2, x1:x2] = True
+            if obj.hole is not None:
+                hx1, hy1, hx2, hy2 = obj.hole
+                masks[k, hy1:hy2, hx1:hx2] = False
         return sv.Detections(
             xyxy=np.asarray([o.box for o in live], dtype=np.float32).reshape(len(live), 4),
             mask=masks,
@@ -166,18 +180,38 @@ class FakeReader:
 
 
 class FakeEmbedder:
+    """A third of the mean colour of each crop (200 / 3: a value float16 rounds); every
+    output is kept in ``outputs``."""
+
     def __init__(self) -> None:
         self.calls = 0
+        self.outputs: list[np.ndarray] = []
 
     def embed(self, crops: list[np.ndarray]) -> np.ndarray:
         self.calls += 1
-        return np.asarray([c.reshape(-1, 3).mean(axis=0) for c in crops], np.float32).reshape(-1, 3)
+        means = [c.reshape(-1, 3).mean(axis=0) / 3 for c in crops]
+        out = np.asarray(means, np.float32).reshape(-1, 3)
+        self.outputs.append(out)
+        return out
 
 
 class FakeTeamModel:
+    """Cluster 1 for blue crops (see :func:`render`), 0 for red ones."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
     def predict(self, embeddings: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        self.calls += 1
         clusters = (embeddings[:, 2] > embeddings[:, 0]).astype(np.int8)
         return clusters, np.full(len(embeddings), 0.8, np.float32)
+
+
+def team_clusters(obs: Observations) -> dict[int, int | None]:
+    """Each track's team cluster as resolve assigns it with :class:`FakeTeamModel`."""
+    identities = resolve(obs, None, None, ResolveConfig(), team_model=FakeTeamModel())
+    rows = identities.tracks.to_pylist()
+    return {row["track_id"]: row["team_cluster"] for row in rows}
 
 
 @dataclass
@@ -221,7 +255,7 @@ def rig(monkeypatch: pytest.MonkeyPatch):
             FakeTracking(scene),
             reader or FakeReader(),
             FakeEmbedder(),
-            ClipRef("game", "clip", Path("clip.mp4"), "fp"),
+            ClipRef("game", "clip", "clip.mp4", "fp"),
         )
 
     return make
@@ -261,7 +295,7 @@ def test_tracks_reads_and_calls(rig) -> None:
     scene = still(11, [A, B])
     r = rig(scene, 11)
     cfg = ObserveConfig(skip_confirmed_reads=None, team_stride=5)
-    obs = observe(r.clip, r.models(), FakeTeamModel(), cfg)
+    obs = observe(r.clip, r.models(), cfg)
 
     assert r.detector.calls == [0, 5, 10]  # one call per detection frame
     assert r.reader.batches == [2, 2, 2]  # one batched call per read frame
@@ -282,7 +316,8 @@ def test_tracks_reads_and_calls(rig) -> None:
     assert (reads["x1"][0], reads["y1"][0]) == number_box(A)[:2]
     votes = obs.team_votes.to_pydict()
     assert votes["frame"] == [0, 0, 5, 5, 10, 10]
-    assert votes["cluster"] == [0, 1] * 3
+    assert votes["dim"] == [3] * 6 and votes["own_fraction"] == [1.0] * 6
+    assert team_clusters(obs) == {1: 0, 2: 1}
     clip = obs.clip.to_pylist()[0]
     assert clip["frames"] == 11
     assert (clip["width"], clip["height"], clip["read_stride"]) == (WIDTH, HEIGHT, 5)
@@ -303,7 +338,7 @@ def test_tracks_reads_and_calls(rig) -> None:
 )
 def test_early_stop(rig, skip: int | None, wrong: bool, expected_reads: int) -> None:
     r = rig(still(15, [A, B]), 15, FakeReader(wrong=wrong))
-    obs = observe(r.clip, r.models(), None, ObserveConfig(skip_confirmed_reads=skip))
+    obs = observe(r.clip, r.models(), ObserveConfig(skip_confirmed_reads=skip))
     assert obs.reads.num_rows == expected_reads
     assert obs.extra["numbers_skipped"] == 6 - expected_reads
 
@@ -329,7 +364,7 @@ def test_early_stop_runs(texts: list, ios: list, done: bool) -> None:
 def test_player_entering_later_is_added(rig) -> None:
     scene = {i: [A] + ([C] if i >= 7 else []) for i in range(16)}
     r = rig(scene, 16)
-    obs = observe(r.clip, r.models(), None, ObserveConfig(skip_confirmed_reads=None))
+    obs = observe(r.clip, r.models(), ObserveConfig(skip_confirmed_reads=None))
     rows = obs.tracks.to_pydict()
     c_rows = [
         (f, s)
@@ -347,7 +382,7 @@ def test_player_entering_later_is_added(rig) -> None:
 def test_no_players_at_first_then_some(rig) -> None:
     scene = {i: ([A] if i >= 3 else []) for i in range(12)}
     r = rig(scene, 12)
-    obs = observe(r.clip, r.models(), None, ObserveConfig())
+    obs = observe(r.clip, r.models(), ObserveConfig())
     frames = obs.tracks.column("frame").to_pylist()
     assert frames[0] == 5 and frames == list(range(5, 12))  # first detection frame with players
     assert obs.clip.column("frames")[0].as_py() == 12
@@ -365,7 +400,7 @@ def test_no_players_at_first_then_some(rig) -> None:
 )
 def test_edge_cases(rig, scene: Scene, frames: int, track_rows: int, reads: int) -> None:
     r = rig(scene, frames)
-    obs = observe(r.clip, r.models(), FakeTeamModel(), ObserveConfig(skip_confirmed_reads=None))
+    obs = observe(r.clip, r.models(), ObserveConfig(skip_confirmed_reads=None))
     assert obs.tracks.num_rows == track_rows
     assert obs.reads.num_rows == reads
     assert obs.clip.column("frames")[0].as_py() == frames
@@ -376,7 +411,7 @@ def test_numbers_outside_tracks_are_not_read(rig) -> None:
     low = Obj("low", A.box, "5")
     r = rig(still(6, [low, B]), 6)
     r.detector.confidence = 0.3  # below new_track_min_confidence: nobody is tracked
-    obs = observe(r.clip, r.models(), None, ObserveConfig())
+    obs = observe(r.clip, r.models(), ObserveConfig())
     assert obs.tracks.num_rows == 0 and obs.reads.num_rows == 0
     assert r.reader.batches == []
     assert obs.extra["numbers_unassigned"] == 4
@@ -384,7 +419,7 @@ def test_numbers_outside_tracks_are_not_read(rig) -> None:
 
 def test_max_frames(rig) -> None:
     r = rig(still(20, [A]), 20)
-    obs = observe(r.clip, r.models(), None, ObserveConfig(max_frames=7))
+    obs = observe(r.clip, r.models(), ObserveConfig(max_frames=7))
     assert obs.clip.column("frames")[0].as_py() == 7
     assert max(obs.tracks.column("frame").to_pylist()) == 6
 
@@ -392,16 +427,27 @@ def test_max_frames(rig) -> None:
 def test_zero_frames_raise(rig) -> None:
     r = rig({}, 0)
     with pytest.raises(hoopray.video.VideoError):
-        observe(r.clip, r.models(), None, ObserveConfig())
+        observe(r.clip, r.models(), ObserveConfig())
 
 
-@pytest.mark.parametrize("missing", ["detector", "tracking", "reader", "embedder"])
+@pytest.mark.parametrize("missing", ["detector", "tracking", "reader"])
 def test_missing_models(rig, missing: str) -> None:
     r = rig(still(2, [A]), 2)
     models = r.models()
     setattr(models, missing, None)
     with pytest.raises(ValueError, match=missing):
-        observe(r.clip, models, FakeTeamModel(), ObserveConfig())
+        observe(r.clip, models, ObserveConfig())
+
+
+def test_without_an_embedder_no_team_votes_are_recorded(rig) -> None:
+    r = rig(still(20, [A, B]), 20)
+    models = r.models()
+    models.embedder = None
+    obs = observe(r.clip, models, ObserveConfig(team_stride=5))
+    assert obs.tracks.num_rows == 40 and obs.reads.num_rows > 0
+    assert obs.team_votes.num_rows == 0 and obs.team_votes.schema == OBS_TEAM_VOTES
+    assert (obs.extra["embedder_calls"], obs.extra["team_crops"]) == (0, 0)
+    assert team_clusters(obs) == {1: None, 2: None}
 
 
 def test_tracker_closed_when_a_model_fails(rig) -> None:
@@ -412,7 +458,7 @@ def test_tracker_closed_when_a_model_fails(rig) -> None:
 
     r.reader.read = broken
     with pytest.raises(RuntimeError, match="reader died"):
-        observe(r.clip, r.models(), None, ObserveConfig())
+        observe(r.clip, r.models(), ObserveConfig())
     assert r.tracking.opened[0].closed
 
 
@@ -420,21 +466,115 @@ def test_team_votes_cadence(rig) -> None:
     scene = {i: [A] + ([B] if i >= 4 else []) for i in range(40)}
     r = rig(scene, 40)
     cfg = ObserveConfig(detect_stride=1, team_stride=15)
-    obs = observe(r.clip, r.models(), FakeTeamModel(), cfg)
+    obs = observe(r.clip, r.models(), cfg)
     votes = obs.team_votes.to_pydict()
     by_track = {
         t: [f for f, tt in zip(votes["frame"], votes["track_id"], strict=True) if tt == t]
         for t in (1, 2)
     }
     assert by_track == {1: [0, 15, 30], 2: [4, 19, 34]}
-    assert votes["cluster"][votes["track_id"].index(2)] == 1
+    assert r.embedder.calls == obs.extra["embedder_calls"] == 6  # one call per frame with votes
+    assert team_clusters(obs) == {1: 0, 2: 1}
+
+
+def test_team_votes_store_the_embeddings_in_float16(rig) -> None:
+    scene = {i: [A] + ([B] if i >= 4 else []) for i in range(20)}
+    r = rig(scene, 20)
+    obs = observe(r.clip, r.models(), ObserveConfig(team_stride=5))
+    embedded = np.concatenate(r.embedder.outputs)
+    votes = obs.team_votes.to_pydict()
+    assert len(votes["frame"]) == len(embedded) == obs.extra["team_crops"] > 0
+    assert votes["embedding"][0] == np.asarray(embedded[0], dtype="<f2").tobytes()
+    decoded = decode_embeddings(obs.team_votes)
+    assert decoded.dtype == np.float32 and decoded.shape == embedded.shape
+    np.testing.assert_array_equal(decoded, embedded.astype(np.float16).astype(np.float32))
+    np.testing.assert_allclose(decoded, embedded, rtol=2**-11)
+    assert not np.array_equal(decoded, embedded)  # the values really are rounded
+
+
+def test_resolve_decides_teams_as_the_old_observe_time_prediction(rig) -> None:
+    """Before issue 13 observe stored ``predict(embedding)`` per vote and resolve voted on
+    it; now resolve predicts from the stored float16 embeddings: same decisions."""
+    scene = {i: [A, B] + ([C] if i >= 7 else []) for i in range(30)}
+    r = rig(scene, 30)
+    obs = observe(r.clip, r.models(), ObserveConfig(team_stride=4))
+    model = FakeTeamModel()
+    clusters, confidence = model.predict(np.concatenate(r.embedder.outputs))
+    old: dict[int, tuple[int | None, float]] = {}
+    track_ids = np.asarray(obs.team_votes.column("track_id").to_pylist())
+    for tid in np.unique(track_ids).tolist():
+        old[tid] = vote_team(clusters[track_ids == tid], confidence[track_ids == tid])
+    model.calls = 0
+    identities = resolve(obs, None, None, ResolveConfig(), team_model=model)
+    assert model.calls == 1  # one batched call for the whole clip
+    new = {
+        row["track_id"]: (row["team_cluster"], row["team_confidence"])
+        for row in identities.tracks.to_pylist()
+    }
+    assert {t: c for t, (c, _) in new.items()} == {t: c for t, (c, _) in old.items()}
+    assert {t: c for t, (c, _) in old.items()} == {1: 0, 2: 1, 3: 1}
+    for tid, (_, conf) in old.items():
+        assert new[tid][1] == pytest.approx(conf)
+
+
+@pytest.mark.parametrize(
+    ("hole", "own_fraction"),
+    [
+        (None, 1.0),
+        ((10, 20, 15, 30), 1.0),  # outside the central crop (19, 38, 31, 62)
+        ((19, 38, 25, 62), 0.5),
+        ((19, 38, 25, 50), 0.75),
+        ((19, 38, 31, 62), 0.0),  # the crop is all someone else's
+    ],
+)
+def test_own_fraction_is_the_share_of_the_crop_in_the_own_mask(
+    rig, hole: tuple[int, int, int, int] | None, own_fraction: float
+) -> None:
+    r = rig(still(1, [Obj("a", A.box, "23", hole=hole)]), 1)
+    obs = observe(r.clip, r.models(), ObserveConfig())
+    tracks = obs.tracks.to_pylist()
+    assert [(t["x1"], t["y1"], t["x2"], t["y2"]) for t in tracks] == [A.box]
+    assert obs.team_votes.column("own_fraction").to_pylist() == [pytest.approx(own_fraction)]
+    (row,) = resolve(obs, None, None, team_model=FakeTeamModel()).tracks.to_pylist()
+    assert row["team_confidence"] == pytest.approx(0.8 * own_fraction)
+
+
+@pytest.mark.parametrize(("observe_hash", "stored"), [("", None), ("abc123", "abc123")])
+def test_observe_hash_is_stored(rig, observe_hash: str, stored: str | None) -> None:
+    r = rig(still(2, [A]), 2)
+    obs = observe(r.clip, r.models(), ObserveConfig(), observe_hash=observe_hash)
+    assert obs.clip.column("observe_hash").to_pylist() == [stored]
+    assert obs.clip.column("path").to_pylist() == ["clip.mp4"]
+
+
+def test_the_team_model_argument_is_gone(rig) -> None:
+    assert list(inspect.signature(observe).parameters) == [
+        "clip",
+        "models",
+        "cfg",
+        "sink",
+        "observe_hash",
+    ]
+    r = rig(still(2, [A]), 2)
+    with pytest.raises(TypeError):
+        observe(r.clip, r.models(), FakeTeamModel(), ObserveConfig())
+    with pytest.raises(TypeError):
+        observe(r.clip, r.models(), ObserveConfig(), team_model=FakeTeamModel())
 
 
 @pytest.mark.parametrize("rows", [0, 1, 5, 12])
 def test_table_builder_chunks(rows: int) -> None:
     builder = _TableBuilder(OBS_TEAM_VOTES, chunk_rows=4)
     for i in range(rows):
-        builder.extend({"frame": [i], "track_id": [1], "cluster": [0], "confidence": [0.5]})
+        builder.extend(
+            {
+                "frame": [i],
+                "track_id": [1],
+                "embedding": [b"\x00<"],
+                "dim": [1],
+                "own_fraction": [0.5],
+            }
+        )
     table = builder.table()
     assert table.num_rows == rows == builder.rows
     assert table.column("frame").to_pylist() == list(range(rows))
@@ -479,7 +619,7 @@ def test_sink_gets_the_rows_observe_would_return(rig, monkeypatch: pytest.Monkey
     scene = {i: [A] + ([B] if i >= 4 else []) + ([C] if 9 <= i < 20 else []) for i in range(30)}
     cfg = ObserveConfig(skip_confirmed_reads=None, team_stride=3)
     r = rig(scene, 30)
-    kept = observe(r.clip, r.models(), FakeTeamModel(), cfg)
+    kept = observe(r.clip, r.models(), cfg)
     monkeypatch.setattr(hoopray.observe, "_CHUNK_ROWS", 4)
     r = rig(scene, 30)
     calls: list[tuple[str, int]] = []
@@ -489,7 +629,7 @@ def test_sink_gets_the_rows_observe_would_return(rig, monkeypatch: pytest.Monkey
         calls.append((name, batch.num_rows))
         batches[name].append(batch)
 
-    streamed = observe(r.clip, r.models(), FakeTeamModel(), cfg, sink=sink)
+    streamed = observe(r.clip, r.models(), cfg, sink=sink)
     assert all(0 < n < 4 + 3 for _, n in calls)  # closed at 4 rows; a frame adds <= 3
     assert {name for name, _ in calls} == set(STREAMED_TABLES)
     for name in STREAMED_TABLES:
@@ -508,7 +648,7 @@ def test_sink_error_stops_observe_and_closes_the_tracker(rig) -> None:
         raise OSError("disk full")
 
     with pytest.raises(OSError, match="disk full"):
-        observe(r.clip, r.models(), None, ObserveConfig(), sink=full_disk)
+        observe(r.clip, r.models(), ObserveConfig(), sink=full_disk)
     assert r.tracking.opened[0].closed
 
 
@@ -517,11 +657,11 @@ def test_streamed_files_equal_the_in_memory_result_with_replay_doubles(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from hoopray.models.replay import ReplayWorld
-    from hoopray.pipeline import observe_to_store
+    from hoopray.stages import observe_to_store
     from hoopray.synthetic import make_game
 
     game = make_game(tmp_path / "games", tmp_path / "labels", seed=5, clips=1, seconds=1.0)
-    clip = ClipRef(game.game_id, game.clip_ids[0], game.clips[0], "fp")
+    clip = ClipRef(game.game_id, game.clip_ids[0], str(game.clips[0]), "fp")
     world = ReplayWorld(tmp_path / "labels", misread_rate=0.2, seed=0)
     models = Models(
         detector=world.detector(),
@@ -530,10 +670,10 @@ def test_streamed_files_equal_the_in_memory_result_with_replay_doubles(
         reader=world.reader(),
     )
     cfg = ObserveConfig(skip_confirmed_reads=None, team_stride=5)
-    kept = observe(clip, models, FakeTeamModel(), cfg)
+    kept = observe(clip, models, cfg)
     monkeypatch.setattr(hoopray.observe, "_CHUNK_ROWS", 4)
     out = tmp_path / "out"
-    streamed = observe_to_store(out, clip, models, FakeTeamModel(), cfg)
+    streamed = observe_to_store(str(out), clip, models, cfg)
     for name in STREAMED_TABLES:
         expected = getattr(kept, name)
         assert expected.num_rows > 4, name  # several batches, several row groups

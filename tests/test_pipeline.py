@@ -60,7 +60,6 @@ def _config(inputs: dict[str, Path]) -> DictConfig:
                 f"data.root={inputs['games']}",
                 f"data.labels={inputs['labels']}",
                 f"output.root={inputs['out']}",
-                "ray.pass1.num_gpus=0.5",
                 "ray.observe.num_gpus=0.5",
                 "observe.read_stride=2",
                 "teams.umap_neighbors=500",  # PCA: no numba compilation in a test

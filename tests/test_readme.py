@@ -188,6 +188,10 @@ ACCOUNTED: dict[str, Callable[[str], None]] = {
     "resolve.ios_threshold=0.8,0.9,0.95 resolve.reads_to_confirm=2,3,5": run_here,
     "ray up cluster.yaml": cluster_yaml,
     "ray down cluster.yaml": cluster_yaml,
+    "ray dashboard cluster.yaml": cluster_yaml,
+    "ray job submit --address http://127.0.0.1:8265 --working-dir . -- python "
+    "jobs/process_games.py ray=cluster data.root=s3://my-bucket/games "
+    "output.root=s3://my-bucket/hoopray": ray_job_submit,
     "ray job submit --address http://127.0.0.1:8265 --working-dir . -- python "
     "jobs/process_games.py ray=cluster output=cluster data.root=/mnt/cluster_storage/games": (
         ray_job_submit

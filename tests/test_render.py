@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import av
@@ -7,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from hoopray import types
+from hoopray import store, types
 from hoopray.masks import rle_encode
 from hoopray.render import NEUTRAL, Style, render, track_styles
 from hoopray.roster import parse_roster
@@ -88,8 +90,20 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def _frames(path: Path) -> list[np.ndarray]:
-    return [rgb for _, rgb in iter_frames(path)]
+def _frames(location: str | Path) -> list[np.ndarray]:
+    with store.local_copy(location) as local:
+        return [rgb for _, rgb in iter_frames(local)]
+
+
+@pytest.fixture
+def mem_root() -> Iterator[str]:
+    """A fresh output root on fsspec's in-memory filesystem (``mem://`` URIs)."""
+    import fsspec
+
+    store.register_filesystem("mem", fsspec.filesystem("memory"))
+    root = f"mem://bucket/{uuid.uuid4().hex}/out"
+    yield root
+    store.delete_tree(root)
 
 
 def _near(pixel: np.ndarray, expected: tuple[float, float, float], tol: float = 25) -> bool:
@@ -117,14 +131,14 @@ def test_render_paints_team_colour_and_labels(clip: Path, tmp_path: Path) -> Non
         ]
     )
     out = render(clip, _tracks(rows), identities, ROSTER, NAMING, tmp_path / "v" / "out.mp4")
-    assert out == tmp_path / "v" / "out.mp4"
-    with av.open(str(out)) as container:
+    assert out == str(tmp_path / "v" / "out.mp4")
+    with av.open(out) as container:
         stream = container.streams.video[0]
         assert stream.codec_context.name == "h264"
         assert stream.codec_context.pix_fmt == "yuv420p"
     frames = _frames(out)
     assert len(frames) == N
-    assert [p.name for p in out.parent.iterdir()] == ["out.mp4"]
+    assert [p.name for p in Path(out).parent.iterdir()] == ["out.mp4"]
     for f, rgb in enumerate(frames):
         assert _near(rgb[25, 25], _blend(BLUE)), rgb[25, 25]  # confirmed: team colour
         expect_2 = _blend(NEUTRAL) if f in (2, 3) else (GREY, GREY, GREY)
@@ -174,6 +188,45 @@ def test_mask_of_another_size_is_resized(clip: Path, tmp_path: Path) -> None:
     identities = _identities([_identity(1, "confirmed", "23", team_name="Knicks")])
     out = render(clip, tracks, identities, ROSTER, NAMING, tmp_path / "o.mp4")
     assert _near(_frames(out)[0][25, 25], _blend(BLUE))
+
+
+def test_render_to_the_memory_store(clip: Path, mem_root: str) -> None:
+    identities = _identities([_identity(1, "confirmed", "23", team_name="Knicks")])
+    tracks = _tracks([(f, 1, BOX_1) for f in range(N)])
+    target = store.join(mem_root, "game", "videos", "clip.mp4")
+    out = render(clip, tracks, identities, ROSTER, NAMING, target)
+    assert out == target
+    assert [e.name for e in store.list_dir(store.parent(target))] == ["clip.mp4"]
+    assert store.read_head(out, 12)[4:8] == b"ftyp"
+    frames = _frames(out)
+    assert len(frames) == N
+    assert _near(frames[0][25, 25], _blend(BLUE))
+
+
+@pytest.mark.parametrize("where", ["local", "mem"])
+def test_failed_render_leaves_nothing(
+    clip: Path, tmp_path: Path, where: str, request: pytest.FixtureRequest
+) -> None:
+    root = str(tmp_path / "out") if where == "local" else request.getfixturevalue("mem_root")
+    tracks = _tracks([(f, 1, BOX_1) for f in range(N)])
+    bad = tracks.set_column(7, "mask_rle", pa.array(["not rle"] * N))
+    target = store.join(root, "videos", "clip.mp4")
+    with pytest.raises(Exception):  # noqa: B017 - whatever the RLE decoder raises
+        render(clip, bad, _identities([]), None, None, target)
+    assert not store.exists(target)
+    assert store.list_dir(store.join(root, "videos")) == []
+
+
+def test_output_needs_a_video_suffix(clip: Path, mem_root: str) -> None:
+    with pytest.raises(ValueError, match="must end in"):
+        render(
+            clip,
+            types.empty_table("observations/tracks"),
+            _identities([]),
+            None,
+            None,
+            store.join(mem_root, "clip.txt"),
+        )
 
 
 def test_missing_clip_writes_nothing(tmp_path: Path) -> None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import json
+import uuid
+from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -14,6 +17,7 @@ from PIL import Image
 
 from hoopray import store, types
 from hoopray.report import write_game_report, write_index
+from hoopray.summary import GameSummary
 from hoopray.video import H264Writer
 
 GAME = "game-a"
@@ -93,7 +97,26 @@ def _id_track(clip_id: str, track_id: int, first: int, last: int, status: str, *
     }
 
 
-def _write_rows(out: Path, name: str, game_id: str, rows: list[dict]) -> None:
+@pytest.fixture
+def mem_root() -> Iterator[str]:
+    """A fresh output root on fsspec's in-memory filesystem (``mem://`` URIs)."""
+    import fsspec
+
+    store.register_filesystem("mem", fsspec.filesystem("memory"))
+    root = f"mem://bucket/{uuid.uuid4().hex}/out"
+    yield root
+    store.delete_tree(root)
+
+
+@pytest.fixture(params=["local", "mem"])
+def out_root(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An output root on local disk, then on the in-memory store."""
+    if request.param == "local":
+        return str(tmp_path)
+    return request.getfixturevalue("mem_root")
+
+
+def _write_rows(out: str, name: str, game_id: str, rows: list[dict]) -> None:
     schema = types.SCHEMAS[name]
     for clip_id in sorted({r["clip_id"] for r in rows}):
         mine = [{k: r.get(k) for k in schema.names} for r in rows if r["clip_id"] == clip_id]
@@ -132,38 +155,46 @@ def _status_row(clip_id: str, status: str = "ok", **kw) -> dict:
     }
 
 
-def _write_video(path: Path, frames: int = 6) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with H264Writer(path, 64, 48, 10) as writer:
-        for i in range(frames):
-            writer.write(np.full((48, 64, 3), 20 * i, dtype=np.uint8))
+def _write_video(location: str, frames: int = 6) -> None:
+    with store.atomic_path(location) as tmp:
+        encoded = tmp.with_name(tmp.name + ".mp4")
+        with H264Writer(encoded, 64, 48, 10) as writer:
+            for i in range(frames):
+                writer.write(np.full((48, 64, 3), 20 * i, dtype=np.uint8))
+        encoded.replace(tmp)
+
+
+def _png() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (40, 30), (200, 30, 30)).save(buffer, format="png")
+    return buffer.getvalue()
 
 
 def build_game(
-    out: Path,
+    out: str | Path,
     game_id: str = GAME,
     *,
     roster: str | None = ROSTER_YAML,
     teams: bool = True,
     clips: str = "mixed",
-) -> Path:
-    """An output tree for one game. ``clips``: "mixed" (one ok, one failed), "failed",
-    or "none"."""
+) -> str:
+    """An output tree for one game, on any store. ``clips``: "mixed" (one ok, one
+    failed), "failed", or "none"."""
+    out = store.normalise(out)
     game_dir = store.game_dir(out, game_id)
-    game_dir.mkdir(parents=True)
+    store.makedirs(game_dir)
     if roster is not None:
-        (game_dir / "roster.yaml").write_text(roster, encoding="utf-8")
+        store.write_text(store.join(game_dir, "roster.yaml"), roster)
     if teams:
-        (game_dir / "teams").mkdir()
-        Image.new("RGB", (40, 30), (200, 30, 30)).save(game_dir / "teams" / "scatter.png")
+        store.write_bytes(store.join(game_dir, "teams", "scatter.png"), _png())
         naming = {
             "cluster_to_team": {"0": "Knicks", "1": "Celtics"},
             "confidence": 0.75,
             "evidence": {"mapping": "identity", "colour": {"margin": 0.75}, "note": EVIL},
         }
-        (game_dir / "teams" / "naming.json").write_text(json.dumps(naming), encoding="utf-8")
+        store.write_text(store.join(game_dir, "teams", "naming.json"), json.dumps(naming))
     if clips == "mixed":
-        _write_video(game_dir / "videos" / "clip-01.mp4")
+        _write_video(store.join(game_dir, "videos", "clip-01.mp4"))
         _write_rows(out, "observations/clip", game_id, [_clip_row("clip-01", 20)])
         tracks = [
             _id_track("clip-01", 1, 0, 9, "confirmed", team="Knicks", number="23", name="Robinson"),
@@ -195,10 +226,10 @@ def build_game(
     return game_dir
 
 
-def _report(out: Path, game_id: str = GAME, **kw) -> tuple[str, Page]:
+def _report(out: str | Path, game_id: str = GAME, **kw) -> tuple[str, Page]:
     path = write_game_report(out, game_id, **kw)
-    assert path == out / game_id / "report.html"
-    text = path.read_text(encoding="utf-8")
+    assert path == store.join(out, game_id, "report.html")
+    text = store.read_text(path)
     return text, Page(text)
 
 
@@ -209,16 +240,16 @@ def _assert_relative(links: list[str]) -> None:
         assert not link.startswith("/"), link
 
 
-def test_report_of_a_game(tmp_path: Path) -> None:
-    build_game(tmp_path)
-    text, page = _report(tmp_path, stage_seconds={"teams": 3.0, "observe": 12.0})
+def test_report_of_a_game(out_root: str) -> None:
+    game_dir = build_game(out_root)
+    text, page = _report(out_root, stage_seconds={"teams": 3.0, "observe": 12.0})
 
     _assert_relative(page.links)
     assert "videos/clip-01.mp4" in page.links
     assert "teams/scatter.png" in page.links
     for link in page.links:
         if not link.startswith(("../", "#")):
-            assert (tmp_path / GAME / link).is_file(), link
+            assert store.is_file(store.join(game_dir, link)), link
 
     assert "script" not in page.tags
     assert EVIL not in text
@@ -255,9 +286,10 @@ def test_report_of_a_game(tmp_path: Path) -> None:
     assert timing["observe"] == ["4.0 s", "12.0 s"]
     assert timing["teams"] == ["", "3.0 s"]
 
-    index = Page((tmp_path / "index.html").read_text(encoding="utf-8"))
+    index = Page(store.read_text(store.join(out_root, "index.html")))
     assert index.links == [f"{GAME}/report.html"]
     assert index.tables["games"] == [[GAME, "1", "1", "3"]]
+    assert not [e.name for e in store.list_dir(game_dir) if e.name.startswith(".")]
 
 
 @pytest.mark.parametrize(
@@ -270,9 +302,9 @@ def test_report_of_a_game(tmp_path: Path) -> None:
         ("no-teams", {"teams": False}, "No team model for this game."),
     ],
 )
-def test_report_of_incomplete_games(tmp_path: Path, case: str, kwargs: dict, expect: str) -> None:
-    build_game(tmp_path, **kwargs)
-    text, page = _report(tmp_path)
+def test_report_of_incomplete_games(out_root: str, case: str, kwargs: dict, expect: str) -> None:
+    build_game(out_root, **kwargs)
+    text, page = _report(out_root)
     assert expect in text
     _assert_relative(page.links)
     if kwargs.get("clips") == "failed":
@@ -291,18 +323,24 @@ def test_roster_path_overrides_the_copy_in_the_output(tmp_path: Path) -> None:
     assert len(page.tables["roster"]) == 4
 
 
-def test_roster_found_beside_the_input_clips(tmp_path: Path) -> None:
-    out, inputs = tmp_path / "out", tmp_path / "in" / GAME
+def test_roster_found_beside_the_input_clips(out_root: str) -> None:
+    out, inputs = store.join(out_root, "out"), store.join(out_root, "in", GAME)
     build_game(out, roster=None)
-    inputs.mkdir(parents=True)
-    (inputs / "roster.yaml").write_text(ROSTER_YAML, encoding="utf-8")
+    store.write_text(store.join(inputs, "roster.yaml"), ROSTER_YAML)
     _write_rows(
         out,
         "observations/clip",
         GAME,
-        [_clip_row("clip-01", 20) | {"path": str(inputs / "clip-01.mp4")}],
+        [_clip_row("clip-01", 20) | {"path": store.join(inputs, "clip-01.mp4")}],
     )
     _, page = _report(out)
+    assert len(page.tables["roster"]) == 4
+
+
+def test_roster_path_on_the_memory_store(mem_root: str) -> None:
+    build_game(mem_root, roster=None)
+    roster = store.write_text(store.join(mem_root, "rosters", "game-a.yaml"), ROSTER_YAML)
+    _, page = _report(mem_root, roster_path=roster)
     assert len(page.tables["roster"]) == 4
 
 
@@ -313,14 +351,34 @@ def test_report_refuses_bad_game_ids(tmp_path: Path, game_id: str) -> None:
     assert not any(tmp_path.parent.glob("escape"))
 
 
-def test_index_lists_only_games_with_reports(tmp_path: Path) -> None:
-    assert Page(write_index(tmp_path).read_text()).links == []
-    build_game(tmp_path, "game-b", clips="none")
-    build_game(tmp_path, "game-a")
-    (tmp_path / "no-report").mkdir()
-    (tmp_path / "_runs").mkdir()
-    write_game_report(tmp_path, "game-b", update_index=False)
-    write_game_report(tmp_path, "game-a", update_index=False)
-    page = Page(write_index(tmp_path).read_text())
+def test_index_lists_only_games_with_reports(out_root: str) -> None:
+    index = write_index(out_root)
+    assert index == store.join(out_root, "index.html")
+    assert Page(store.read_text(index)).links == []
+    build_game(out_root, "game-b", clips="none")
+    build_game(out_root, "game-a")
+    build_game(out_root, "game-c", roster=None, teams=False, clips="failed")  # no report
+    store.write_text(store.join(out_root, "no-report", "notes.txt"), "x")
+    store.write_text(store.join(out_root, "_runs", "run.json"), "{}")
+    store.write_text(store.join(out_root, "_runs", "report.html"), "")
+    write_game_report(out_root, "game-b", update_index=False)
+    write_game_report(out_root, "game-a", update_index=False)
+    page = Page(store.read_text(write_index(out_root)))
     assert page.links == ["game-a/report.html", "game-b/report.html"]
+    assert page.tables["games"] == [["game-a", "1", "1", "3"], ["game-b", "0", "0", "0"]]
     _assert_relative(page.links)
+
+
+def test_index_of_the_given_games(out_root: str) -> None:
+    build_game(out_root, "game-a")
+    build_game(out_root, "game-b")
+    write_game_report(out_root, "game-a", update_index=False)
+    write_game_report(out_root, "game-b", update_index=False)
+    games = [
+        GameSummary("game-b", clips_ok=4, clips_failed=0, confirmed=9),
+        {"game_id": "game-a", "clips_ok": 2, "clips_failed": 1, "confirmed": 5},
+        GameSummary("game-z", clips_ok=1),  # no report: left out
+    ]
+    page = Page(store.read_text(write_index(out_root, games=games)))
+    assert page.links == ["game-a/report.html", "game-b/report.html"]
+    assert page.tables["games"] == [["game-a", "2", "1", "5"], ["game-b", "4", "0", "9"]]

@@ -1,16 +1,18 @@
 from __future__ import annotations
 
+import inspect
 import json
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pytest
 import yaml
 
 from hoopray import store, types
-from hoopray.resolve import ResolveConfig, resolve
+from hoopray.resolve import ResolveConfig, decode_embeddings, resolve
 from hoopray.roster import Roster, parse_roster
 from hoopray.teams import TeamNaming
 from hoopray.types import Observations
@@ -75,16 +77,41 @@ def _reads(reads: list[Read]) -> pa.Table:
     )
 
 
-def _votes(cluster_by_track: dict[int, int], confidence: float = 1.0, k: int = 3) -> pa.Table:
-    rows = [(f, t, c) for t, c in cluster_by_track.items() for f in range(k)]
-    return pa.table(
+class VoteModel:
+    """A team model for hand-made votes: an embedding ``(cluster, confidence)`` is
+    predicted as just that; ``calls`` has the number of embeddings of each call."""
+
+    def __init__(self) -> None:
+        self.calls: list[int] = []
+
+    def predict(self, embeddings: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        self.calls.append(len(embeddings))
+        return embeddings[:, 0].round().astype(np.int8), embeddings[:, 1].astype(np.float32)
+
+
+MODEL = VoteModel()
+
+Vote = tuple[int, int, int, float, float]  # frame, track, cluster, confidence, own_fraction
+
+
+def _vote_rows(rows: list[Vote]) -> pa.Table:
+    embeddings = [np.asarray([r[2], r[3]], dtype="<f2").tobytes() for r in rows]
+    table = pa.table(
         {
             "frame": pa.array([r[0] for r in rows], pa.int32()),
             "track_id": pa.array([r[1] for r in rows], pa.int32()),
-            "cluster": pa.array([r[2] for r in rows], pa.int8()),
-            "confidence": pa.array([confidence] * len(rows), pa.float32()),
+            "embedding": pa.array(embeddings, pa.binary()),
+            "dim": pa.array([2] * len(rows), pa.int32()),
+            "own_fraction": pa.array([r[4] for r in rows], pa.float32()),
         },
         schema=types.OBS_TEAM_VOTES,
+    )
+    return types.check_schema("observations/team_votes", table)
+
+
+def _votes(cluster_by_track: dict[int, int], confidence: float = 1.0, k: int = 3) -> pa.Table:
+    return _vote_rows(
+        [(f, t, c, confidence, 1.0) for t, c in cluster_by_track.items() for f in range(k)]
     )
 
 
@@ -101,6 +128,7 @@ def _clip(read_stride: int = 1) -> pa.Table:
             "reader_calls": pa.array([0], pa.int32()),
             "crops_read": pa.array([0], pa.int32()),
             "seconds": pa.array([0.0], pa.float32()),
+            "observe_hash": pa.array([None], pa.string()),
         },
         schema=types.OBS_CLIP,
     )
@@ -152,7 +180,8 @@ def test_tracks_without_reads_are_unread() -> None:
 
 def test_one_frame_clip() -> None:
     obs = _obs({1: (0, 0)}, [(0, "23", 0.9, [(1, 1.0)])], {1: 0})
-    got = _by_track(resolve(obs, ROSTER, NAMING, ResolveConfig(reads_to_confirm=1)))
+    cfg = ResolveConfig(reads_to_confirm=1)
+    got = _by_track(resolve(obs, ROSTER, NAMING, cfg, team_model=MODEL))
     assert got[1]["status"] == "confirmed"
     assert (got[1]["number"], got[1]["player_name"], got[1]["team_name"]) == (
         "23",
@@ -268,7 +297,7 @@ def test_same_identity_conflicts(
 ) -> None:
     a0, b0 = spans[1][0], spans[2][0]
     reads = _series(1, ["23"] * reads_a, start=a0) + _series(2, ["23"] * reads_b, start=b0)
-    got = _by_track(resolve(_obs(spans, reads, {1: 0, 2: 0}), ROSTER, NAMING))
+    got = _by_track(resolve(_obs(spans, reads, {1: 0, 2: 0}), ROSTER, NAMING, team_model=MODEL))
     assert (got[1]["status"], got[2]["status"]) == (status_a, status_b)
     for row in got.values():
         assert row["number"] == "23"
@@ -279,7 +308,8 @@ def test_same_identity_conflicts(
 
 def test_same_number_other_team_is_no_conflict() -> None:
     reads = _series(1, ["7"] * 3) + _series(2, ["7"] * 3)
-    got = _by_track(resolve(_obs({1: (0, 9), 2: (0, 9)}, reads, {1: 0, 2: 1}), ROSTER, NAMING))
+    obs = _obs({1: (0, 9), 2: (0, 9)}, reads, {1: 0, 2: 1})
+    got = _by_track(resolve(obs, ROSTER, NAMING, team_model=MODEL))
     assert [(r["status"], r["player_name"]) for r in got.values()] == [
         ("confirmed", "Seven"),
         ("confirmed", "Sept"),
@@ -293,12 +323,13 @@ def test_three_way_conflict_keeps_non_overlapping() -> None:
         + _series(2, ["23"] * 4, start=50)
         + _series(3, ["23"] * 3, start=120)
     )
-    got = _by_track(resolve(_obs(spans, reads, {1: 0, 2: 0, 3: 0}), ROSTER, NAMING))
+    got = _by_track(resolve(_obs(spans, reads, {1: 0, 2: 0, 3: 0}), ROSTER, NAMING, None, MODEL))
     assert [got[t]["status"] for t in (1, 2, 3)] == ["confirmed", "ambiguous", "confirmed"]
 
 
 def test_number_not_on_roster_keeps_number() -> None:
-    got = _by_track(resolve(_obs({1: (0, 5)}, _series(1, ["99"] * 3), {1: 0}), ROSTER, NAMING))
+    obs = _obs({1: (0, 5)}, _series(1, ["99"] * 3), {1: 0})
+    got = _by_track(resolve(obs, ROSTER, NAMING, team_model=MODEL))
     assert (got[1]["status"], got[1]["number"], got[1]["player_name"]) == ("confirmed", "99", None)
 
 
@@ -316,32 +347,192 @@ def test_naming_and_roster(
     roster: Roster | None, naming: TeamNaming | None, team_name: str | None, player: str | None
 ) -> None:
     obs = _obs({1: (0, 5)}, _series(1, ["23"] * 3), {1: 0})
-    row = _by_track(resolve(obs, roster, naming))[1]
+    row = _by_track(resolve(obs, roster, naming, team_model=MODEL))[1]
     assert (row["team_cluster"], row["team_name"], row["player_name"]) == (0, team_name, player)
     assert row["number"] == "23" and row["status"] == "confirmed"
 
 
 def test_no_team_votes_leave_team_unknown() -> None:
-    row = _by_track(resolve(_obs({1: (0, 5)}, _series(1, ["23"] * 3)), ROSTER, NAMING))[1]
+    model = VoteModel()
+    obs = _obs({1: (0, 5)}, _series(1, ["23"] * 3))
+    row = _by_track(resolve(obs, ROSTER, NAMING, team_model=model))[1]
     assert (row["team_cluster"], row["team_name"], row["player_name"]) == (None, None, None)
-    assert row["status"] == "confirmed"
+    assert row["team_confidence"] is None and row["status"] == "confirmed"
+    assert model.calls == []
+
+
+def test_no_team_model_leaves_team_unknown() -> None:
+    obs = _obs({1: (0, 5), 2: (0, 5)}, _series(1, ["23"] * 3), {1: 0, 2: 1})
+    for got in (resolve(obs, ROSTER, NAMING), resolve(obs, ROSTER, NAMING, None, None)):
+        rows = _by_track(got)
+        assert [
+            (r["team_cluster"], r["team_name"], r["team_confidence"]) for r in rows.values()
+        ] == [(None, None, None)] * 2
+        assert (rows[1]["number"], rows[1]["player_name"]) == ("23", None)
 
 
 def test_min_team_confidence() -> None:
     obs = _obs({1: (0, 5)}, _series(1, ["23"] * 3))
     obs.team_votes = _votes({1: 1}, confidence=0.4)
-    row = _by_track(resolve(obs, ROSTER, NAMING))[1]
+    row = _by_track(resolve(obs, ROSTER, NAMING, team_model=MODEL))[1]
     assert row["team_cluster"] == 1 and row["team_name"] == "Celtics"
     strict = ResolveConfig(min_team_confidence=min(1.0, row["team_confidence"] + 0.01))
-    row = _by_track(resolve(obs, ROSTER, NAMING, strict))[1]
+    row = _by_track(resolve(obs, ROSTER, NAMING, strict, MODEL))[1]
     assert row["team_cluster"] is None and row["team_name"] is None
     assert row["team_confidence"] is not None
+
+
+@pytest.mark.parametrize(
+    ("votes", "cluster", "confidence"),
+    [
+        ([], None, None),  # no team vote
+        ([(0, 0, 1.0, 1.0)], 0, 1.0),  # one frame, all its own
+        ([(0, 1, 1.0, 0.25)], 1, 0.25),  # one frame, three quarters someone else's
+        ([(0, 0, 0.5, 0.5)], 0, 0.25),  # the model's confidence and own_fraction multiply
+        ([(0, 0, 1.0, 0.0)], 0, 0.0),  # weight 0: the plain majority, confidence 0
+        ([(0, 0, 1.0, 1.0), (1, 1, 1.0, 0.5)], 0, 0.25),
+        ([(0, 0, 1.0, 0.2), (1, 1, 1.0, 0.9)], 1, 0.35),  # the occluded vote loses
+        ([(0, 0, 1.0, 0.0), (1, 1, 1.0, 0.0)], None, 0.0),  # a tie
+        ([(f, 0, 1.0, 1.0) for f in range(3)] + [(3, 1, 1.0, 1.0)], 0, 0.5),
+        ([(f, 0, 1.0, 0.1) for f in range(3)] + [(3, 1, 1.0, 1.0)], 1, 0.175),
+    ],
+)
+def test_own_fraction_weighs_team_votes(
+    votes: list[tuple[int, int, float, float]], cluster: int | None, confidence: float | None
+) -> None:
+    obs = _obs({1: (0, 5)}, _series(1, ["23"] * 3))
+    obs.team_votes = _vote_rows([(f, 1, c, conf, own) for f, c, conf, own in votes])
+    row = _by_track(resolve(obs, ROSTER, NAMING, team_model=MODEL))[1]
+    assert row["team_cluster"] == cluster
+    assert row["team_name"] == (None if cluster is None else NAMING.cluster_to_team[cluster])
+    if confidence is None:
+        assert row["team_confidence"] is None
+    else:
+        assert row["team_confidence"] == pytest.approx(confidence, abs=1e-6)
+    if votes == [(0, 1, 1.0, 0.25)]:
+        strict = ResolveConfig(min_team_confidence=0.3)
+        assert _by_track(resolve(obs, ROSTER, NAMING, strict, MODEL))[1]["team_cluster"] is None
+
+
+def test_one_predict_call_per_clip() -> None:
+    votes = _vote_rows(
+        [(f, t, t % 2, 1.0, 1.0) for f in range(4) for t in (1, 2, 3)]
+        + [(0, 99, 1, 1.0, 1.0)]  # a track that observations/tracks lacks: not predicted
+    )
+    obs = _obs({1: (0, 5), 2: (0, 5), 3: (0, 5)}, [])
+    obs.team_votes = pa.concat_tables([votes.slice(0, 5), votes.slice(5)])  # two chunks
+    model = VoteModel()
+    got = _by_track(resolve(obs, None, None, team_model=model))
+    assert model.calls == [12]
+    assert {t: r["team_cluster"] for t, r in got.items()} == {1: 1, 2: 0, 3: 1}
+    obs.team_votes = _vote_rows([(0, 99, 1, 1.0, 1.0)])
+    assert _by_track(resolve(obs, None, None, team_model=model))[1]["team_cluster"] is None
+    assert model.calls == [12]
+
+
+def test_real_team_model_decides_as_the_old_observe_time_prediction() -> None:
+    """Before issue 13 observe stored each crop's ``TeamModel.predict`` (of the float32
+    embedding) and resolve voted on those; resolve now predicts from the float16
+    embeddings stored by observe. On noisy blobs (some votes disagree within a track) the
+    decisions are the same."""
+    from hoopray.teams import fit_team_model, vote_team
+
+    rng = np.random.default_rng(3)
+    centres = rng.normal(0, 1, (2, 16)) * 1.5
+    fit_truth = np.arange(60) % 2
+    model = fit_team_model(
+        (centres[fit_truth] + rng.normal(0, 1, (60, 16))).astype(np.float32),
+        n_neighbors=10_000,
+        knn_k=7,
+    )
+    spans = {t: (0, 40) for t in range(1, 9)}
+    rows = [(f, t) for f in range(0, 40, 4) for t in spans]
+    embedded = np.stack([centres[t % 2] + rng.normal(0, 1.5, 16) for _, t in rows]).astype(
+        np.float32
+    )
+    votes = pa.table(
+        {
+            "frame": pa.array([f for f, _ in rows], pa.int32()),
+            "track_id": pa.array([t for _, t in rows], pa.int32()),
+            "embedding": pa.array([np.asarray(e, "<f2").tobytes() for e in embedded], pa.binary()),
+            "dim": pa.array([16] * len(rows), pa.int32()),
+            "own_fraction": pa.array([1.0] * len(rows), pa.float32()),
+        },
+        schema=types.OBS_TEAM_VOTES,
+    )
+    old_clusters, old_conf = model.predict(embedded)
+    tracks = np.array([t for _, t in rows])
+    old = {t: vote_team(old_clusters[tracks == t], old_conf[tracks == t]) for t in spans}
+    assert 0 < old_conf.mean() < 1  # not every neighbour agrees: a real test
+    assert len({c for c, _ in old.values()}) == 2
+
+    obs = _obs(spans, [])
+    obs.team_votes = votes
+    got = _by_track(resolve(obs, None, None, ResolveConfig(), model))
+    assert {t: got[t]["team_cluster"] for t in spans} == {t: c for t, (c, _) in old.items()}
+    for t, (_, conf) in old.items():
+        assert got[t]["team_confidence"] == pytest.approx(conf, abs=1e-6)
+
+    wrong_dim = _obs(spans, [])
+    wrong_dim.team_votes = _votes({1: 0})
+    with pytest.raises(ValueError, match="16"):
+        resolve(wrong_dim, None, None, ResolveConfig(), model)
+
+
+@pytest.mark.parametrize("start", [0, 1, 3])
+def test_decode_embeddings(start: int) -> None:
+    values = np.arange(12, dtype=np.float32).reshape(4, 3) / 7
+    table = pa.table(
+        {
+            "frame": pa.array(range(4), pa.int32()),
+            "track_id": pa.array([1] * 4, pa.int32()),
+            "embedding": pa.array([np.asarray(v, "<f2").tobytes() for v in values]),
+            "dim": pa.array([3] * 4, pa.int32()),
+            "own_fraction": pa.array([1.0] * 4, pa.float32()),
+        },
+        schema=types.OBS_TEAM_VOTES,
+    )
+    sliced = table.slice(start)  # buffers shared with the whole table, read at an offset
+    decoded = decode_embeddings(sliced)
+    assert decoded.dtype == np.float32 and decoded.shape == (4 - start, 3)
+    np.testing.assert_array_equal(decoded, values[start:].astype(np.float16).astype(np.float32))
+    np.testing.assert_allclose(decoded, values[start:], rtol=2**-11)
+    assert decode_embeddings(table.slice(0, 0)).shape == (0, 0)
+
+
+@pytest.mark.parametrize(
+    ("embeddings", "dims", "match"),
+    [
+        ([b"\x00<\x00<", b"\x00<"], [2, 1], "one dim"),
+        ([b"\x00<\x00<", b"\x00<"], [2, 2], "2 float16 values"),
+        ([b"", b""], [0, 0], "one dim"),
+    ],
+)
+def test_decode_embeddings_errors(embeddings: list[bytes], dims: list[int], match: str) -> None:
+    table = pa.table(
+        {
+            "frame": pa.array([0, 1], pa.int32()),
+            "track_id": pa.array([1, 1], pa.int32()),
+            "embedding": pa.array(embeddings, pa.binary()),
+            "dim": pa.array(dims, pa.int32()),
+            "own_fraction": pa.array([1.0, 1.0], pa.float32()),
+        },
+        schema=types.OBS_TEAM_VOTES,
+    )
+    with pytest.raises(ValueError, match=match):
+        decode_embeddings(table)
+
+
+def test_team_model_is_a_resolve_argument() -> None:
+    parameters = inspect.signature(resolve).parameters
+    assert list(parameters) == ["obs", "roster", "naming", "cfg", "team_model"]
+    assert parameters["team_model"].default is None
 
 
 def test_frames_carry_track_identity() -> None:
     spans = {1: (0, 4), 2: (2, 6)}
     obs = _obs(spans, _series(1, ["23"] * 3), {1: 0, 2: 1})
-    got = resolve(obs, ROSTER, NAMING)
+    got = resolve(obs, ROSTER, NAMING, team_model=MODEL)
     frames = got.frames.to_pylist()
     assert len(frames) == obs.tracks.num_rows
     assert [(r["frame"], r["track_id"]) for r in frames] == list(
@@ -357,9 +548,13 @@ def test_frames_carry_track_identity() -> None:
 
 def test_extra_partition_columns_are_ignored(tmp_path: Path) -> None:
     obs = _obs({1: (0, 5)}, _series(1, ["23"] * 3), {1: 0})
-    store.write_table(tmp_path, "observations/tracks", "g", "c", obs.tracks)
+    for name in ("tracks", "team_votes", "clip"):
+        store.write_table(tmp_path, f"observations/{name}", "g", "c", getattr(obs, name))
     obs.tracks = store.read_table(tmp_path, "observations/tracks")
-    assert _by_track(resolve(obs, ROSTER, NAMING))[1]["player_name"] == "Robinson"
+    obs.team_votes = store.read_table(tmp_path, "observations/team_votes")
+    assert obs.team_votes.num_rows == 3
+    row = _by_track(resolve(obs, ROSTER, NAMING, team_model=MODEL))[1]
+    assert (row["team_name"], row["player_name"]) == ("Knicks", "Robinson")
 
 
 @pytest.mark.parametrize(
@@ -392,7 +587,7 @@ _SWEEP = """
 import json, sys
 before = set(sys.modules)
 from hoopray import store
-from hoopray.resolve import ResolveConfig, resolve
+from hoopray.resolve import ResolveConfig, decode_embeddings, resolve
 from hoopray.types import Observations
 
 out, = sys.argv[1:]

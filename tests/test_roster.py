@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 import copy
+import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from hoopray import store
 from hoopray.roster import Roster, RosterError, TeamRoster, load_roster, parse_roster
 
 GOOD_YAML = """\
@@ -246,3 +248,24 @@ def test_colour_rgb_of_a_directly_built_roster(
             roster.colour_rgb("A")
     else:
         assert roster.colour_rgb("A") == expected
+
+
+def test_load_roster_from_a_uri_and_a_str() -> None:
+    import fsspec
+
+    store.register_filesystem("mem", fsspec.filesystem("memory"))
+    root = f"mem://bucket/{uuid.uuid4().hex}"
+    try:
+        location = store.write_text(store.join(root, "game", "roster.yaml"), GOOD_YAML)
+        roster = load_roster(location)
+        assert roster.player("New York Knicks", "00") == "Double Zero"
+        with pytest.raises(RosterError, match="cannot read") as info:
+            load_roster(store.join(root, "nope.yaml"))
+        assert root in str(info.value)
+    finally:
+        store.delete_tree(root)
+
+
+def test_load_roster_accepts_str_and_path(tmp_path: Path) -> None:
+    path = _write(tmp_path, GOOD_YAML)
+    assert load_roster(str(path)) == load_roster(path)

@@ -1,14 +1,18 @@
 from __future__ import annotations
 
+import io
 import json
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from hoopray import types
+from hoopray import store, types
 from hoopray.roster import Roster, TeamRoster
 from hoopray.teams import (
     CropSample,
@@ -16,12 +20,18 @@ from hoopray.teams import (
     TeamModelError,
     TeamNaming,
     TeamsConfig,
+    confirmed_numbers,
     fit_team_model,
     hex_to_lab,
     load_naming,
+    load_sample,
+    model_present,
     name_clusters,
+    refine_naming,
     save_game,
     save_naming,
+    save_sample,
+    teams_dir,
     vote_team,
 )
 from hoopray.types import ClipRef
@@ -279,6 +289,99 @@ def test_identical_roster_colours_give_no_colour_confidence() -> None:
     assert naming.evidence["colour"]["margin"] == 0.0
 
 
+# ------------------------------------------------------------------ refining with numbers
+
+BLUE_NUMBERS = [(0, "1"), (0, "7"), (0, "23"), (1, "2"), (1, "8"), (1, "30")]
+
+
+def _coloured_model(first: str, second: str) -> TeamModel:
+    values, _ = _blobs(10, dim=4)
+    model = fit_team_model(values, n_neighbors=NO_UMAP)
+    model.cluster_lab = np.stack([hex_to_lab(first), hex_to_lab(second)])
+    return model
+
+
+def test_refine_naming_changes_a_wrong_colour_call() -> None:
+    model = _coloured_model(GREEN, BLUE)  # colours say cluster 0 is Green ...
+    colours = name_clusters(model, _roster())
+    assert colours.cluster_to_team == {0: "Green", 1: "Blue"}
+    refined, changed = refine_naming(model, _roster(), colours, BLUE_NUMBERS)  # ... numbers not
+    assert changed
+    assert refined is not None and refined.cluster_to_team == {0: "Blue", 1: "Green"}
+    assert refined.evidence["source"] == "colours+numbers"
+    assert refined.evidence["numbers"]["identity_votes"] == 6
+    fresh, changed = refine_naming(model, _roster(), None, BLUE_NUMBERS)
+    assert changed and fresh is not None and fresh.cluster_to_team == refined.cluster_to_team
+    forced, _ = refine_naming(
+        model, _roster(), colours, BLUE_NUMBERS, override={0: "Green", 1: "Blue"}
+    )
+    assert forced is not None and forced.cluster_to_team == {0: "Green", 1: "Blue"}
+
+
+def test_refine_naming_that_agrees_is_no_change() -> None:
+    model = _coloured_model(BLUE, GREEN)
+    colours = name_clusters(model, _roster())
+    refined, changed = refine_naming(model, _roster(), colours, BLUE_NUMBERS)
+    assert not changed
+    assert refined is not None and refined is not colours
+    assert refined.cluster_to_team == colours.cluster_to_team
+    assert refined.evidence["source"] == "colours+numbers"
+
+
+@pytest.mark.parametrize("missing", ["roster", "model", "confirmed"])
+def test_refine_naming_without_roster_model_or_numbers_keeps_the_naming(missing: str) -> None:
+    model = _coloured_model(GREEN, BLUE)
+    naming = name_clusters(model, _roster())
+    refined, changed = refine_naming(
+        None if missing == "model" else model,
+        None if missing == "roster" else _roster(),
+        naming,
+        [] if missing == "confirmed" else BLUE_NUMBERS,
+    )
+    assert refined is naming and not changed
+    assert refine_naming(model, None, None, BLUE_NUMBERS) == (None, False)
+
+
+def _tracks_table(rows: list[tuple[str, int | None, str | None]]) -> pa.Table:
+    schema = types.SCHEMAS["identities/tracks"]
+    full = [
+        {
+            "track_id": i,
+            "first_frame": 0,
+            "last_frame": 9,
+            "team_cluster": cluster,
+            "team_name": None,
+            "team_confidence": None,
+            "number": number,
+            "player_name": None,
+            "status": status,
+            "confirmed_at_frame": 3 if status == "confirmed" else None,
+            "reads_seen": 3,
+            "reads_agreeing": 3,
+        }
+        for i, (status, cluster, number) in enumerate(rows)
+    ]
+    return pa.Table.from_pylist([{k: r.get(k) for k in schema.names} for r in full], schema)
+
+
+def test_confirmed_numbers() -> None:
+    first = _tracks_table(
+        [
+            ("confirmed", 0, "23"),
+            ("confirmed", None, "7"),  # no team cluster
+            ("ambiguous", 1, "8"),
+            ("unread", 1, None),
+            ("confirmed", 1, None),
+            ("confirmed", 1, "00"),
+        ]
+    )
+    second = _tracks_table([("confirmed", 1, "30")])
+    empty = _tracks_table([])
+    assert confirmed_numbers([first, empty, second]) == [(0, "23"), (1, "00"), (1, "30")]
+    assert confirmed_numbers([types.Identities(second, pa.table({}))]) == [(1, "30")]
+    assert confirmed_numbers([]) == []
+
+
 # ------------------------------------------------------------------ storage and diagnostics
 
 
@@ -292,16 +395,40 @@ def _sample(n: int) -> CropSample:
     )
 
 
-def test_save_load_round_trip_and_diagnostics(tmp_path: Path) -> None:
+@pytest.fixture
+def mem_root() -> Iterator[str]:
+    """A fresh output root on fsspec's in-memory filesystem, served as ``mem://`` URIs
+    (not local disk: every access goes through ``pyarrow.fs``)."""
+    import fsspec
+
+    store.register_filesystem("mem", fsspec.filesystem("memory"))
+    root = f"mem://bucket/{uuid.uuid4().hex}/out"
+    yield root
+    store.delete_tree(root)
+
+
+@pytest.fixture(params=["local", "mem"])
+def out_root(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An output root on local disk, then on the in-memory store."""
+    if request.param == "local":
+        return str(tmp_path / "out")
+    return request.getfixturevalue("mem_root")
+
+
+def test_save_load_round_trip_and_diagnostics(out_root: str) -> None:
     values, _ = _blobs(30, dim=8)
     model = fit_team_model(values, n_neighbors=NO_UMAP)
     model.cluster_lab = np.stack([hex_to_lab(BLUE), hex_to_lab(GREEN)])
     sample = _sample(30)
     naming = TeamNaming({0: "Blue", 1: "Green"}, 0.7, {"mapping": "identity"})
-    directory = tmp_path / "out" / "game-001" / "teams"
+    directory = teams_dir(out_root, "game-001")
+    assert directory == store.join(out_root, "game-001", "teams")
+    assert not model_present(out_root, "game-001")
     paths = save_game(directory, model, sample, naming)
+    assert model_present(out_root, "game-001")
+    assert all(isinstance(p, str) and p.startswith(directory + "/") for p in paths.values())
 
-    loaded = TeamModel.load(directory, trusted_root=tmp_path / "out")
+    loaded = TeamModel.load(directory, trusted_root=out_root)
     np.testing.assert_array_equal(loaded.labels, model.labels)
     np.testing.assert_array_equal(loaded.cluster_lab, model.cluster_lab)
     assert loaded.meta == json.loads(json.dumps(model.meta))
@@ -309,19 +436,95 @@ def test_save_load_round_trip_and_diagnostics(tmp_path: Path) -> None:
     for got, want in zip(loaded.predict(probe), model.predict(probe), strict=True):
         np.testing.assert_array_equal(got, want)
     assert load_naming(directory) == naming
-    assert load_naming(tmp_path) is None
+    assert load_naming(out_root) is None
 
     for key in ("scatter", "contact_sheet"):
-        assert paths[key].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    table = pq.read_table(paths["crops"])
+        assert store.read_bytes(paths[key])[:8] == b"\x89PNG\r\n\x1a\n"
+    table = pq.read_table(pa.BufferReader(store.read_bytes(paths["crops"])))
     assert table.schema.equals(types.TEAM_CROPS, check_metadata=False)
     assert table.column("cluster").to_pylist() == model.labels.tolist()
-    assert not list(directory.glob(".*"))  # no temporary files left
+    names = {e.name for e in store.list_dir(directory)}
+    assert names == {
+        "model.npz",
+        "model.json",
+        "naming.json",
+        "crops.parquet",
+        "scatter.png",
+        "contact_sheet.png",
+    }  # no temporary files left
+
+
+def test_uri_model_outside_the_trusted_root_is_refused(mem_root: str) -> None:
+    values, _ = _blobs(6, dim=4)
+    model = fit_team_model(values, n_neighbors=NO_UMAP)
+    inside = model.save(teams_dir(mem_root, "game"))
+    elsewhere = model.save(mem_root + "-other/game/teams")  # shares the root's prefix
+    assert TeamModel.load(inside, trusted_root=mem_root + "/").labels.tolist() == (
+        model.labels.tolist()
+    )
+    for directory, root in [
+        (elsewhere, mem_root),
+        (inside, "/" + mem_root.split("://", 1)[1]),  # a local root never trusts a URI
+        (mem_root + "/../out-other/game/teams", mem_root),
+        (inside, inside),
+    ]:
+        with pytest.raises(TeamModelError, match="outside"):
+            TeamModel.load(directory, trusted_root=root)
+
+
+def test_sample_round_trip(out_root: str) -> None:
+    sample = _sample(7)
+    sample.frames_sampled, sample.players_seen = 12, 40
+    sample.problems = [("clip-9", 'broken: \u00e9 "quoted"')]
+    embeddings = np.random.default_rng(1).normal(size=(7, 5)).astype(np.float64)
+    directory = teams_dir(out_root, "game-001")
+    location = save_sample(directory, sample, embeddings)
+    assert location == store.join(directory, "sample.npz")
+    with np.load(io.BytesIO(store.read_bytes(location)), allow_pickle=False) as data:
+        assert data["clip_ids"].dtype.kind == "U"  # nothing pickled
+    loaded, got = load_sample(directory)
+    assert got.dtype == np.float32 and got.shape == (7, 5)
+    np.testing.assert_allclose(got, embeddings.astype(np.float32))
+    assert loaded.clip_ids == sample.clip_ids
+    np.testing.assert_array_equal(loaded.frames, sample.frames)
+    assert loaded.frames.dtype == np.int32
+    np.testing.assert_array_equal(loaded.boxes, sample.boxes)
+    assert len(loaded) == 7
+    for a, b in zip(loaded.crops, sample.crops, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert (loaded.frames_sampled, loaded.players_seen) == (12, 40)
+    assert loaded.problems == sample.problems
+
+
+def test_empty_sample_round_trip_and_errors(out_root: str) -> None:
+    empty = CropSample(frames_sampled=3, problems=[("c", "no players")])
+    directory = teams_dir(out_root, "game-002")
+    save_sample(directory, empty, np.zeros((0, 8), np.float32))
+    loaded, embeddings = load_sample(directory)
+    assert len(loaded) == 0 and embeddings.shape == (0, 8) and loaded.frames_sampled == 3
+    assert loaded.problems == [("c", "no players")]
+    with pytest.raises(ValueError):
+        save_sample(directory, _sample(3), np.zeros((2, 8), np.float32))
+    with pytest.raises(TeamModelError, match="crop sample"):
+        load_sample(teams_dir(out_root, "game-404"))
+    store.write_bytes(store.join(directory, "sample.npz"), b"not an npz")
+    with pytest.raises(TeamModelError):
+        load_sample(directory)
+
+
+def test_naming_round_trip_on_the_memory_store(mem_root: str) -> None:
+    naming = TeamNaming({1: "Green", 0: "Blue"}, 0.25, {"score": 0.5})
+    directory = teams_dir(mem_root, "g")
+    assert load_naming(directory) is None
+    assert save_naming(naming, directory) == store.join(directory, "naming.json")
+    loaded = load_naming(directory)
+    assert loaded is not None and loaded.cluster_to_team == {0: "Blue", 1: "Green"}
 
 
 def test_load_refuses_outside_trusted_root(tmp_path: Path) -> None:
     values, _ = _blobs(6, dim=4)
     directory = fit_team_model(values, n_neighbors=NO_UMAP).save(tmp_path / "elsewhere")
+    assert directory == str(tmp_path / "elsewhere")
     with pytest.raises(TeamModelError, match="outside"):
         TeamModel.load(directory, trusted_root=tmp_path / "out")
     link = tmp_path / "out" / "game" / "teams"
@@ -334,7 +537,7 @@ def test_load_refuses_outside_trusted_root(tmp_path: Path) -> None:
 @pytest.mark.parametrize("damage", ["no_model", "no_meta", "format", "pickled", "shapes"])
 def test_load_errors(tmp_path: Path, damage: str) -> None:
     values, _ = _blobs(6, dim=4)
-    directory = fit_team_model(values, n_neighbors=NO_UMAP).save(tmp_path / "teams")
+    directory = Path(fit_team_model(values, n_neighbors=NO_UMAP).save(tmp_path / "teams"))
     if damage == "no_model":
         (directory / "model.npz").unlink()
     elif damage == "no_meta":
@@ -380,6 +583,8 @@ def test_default_config_builds() -> None:
         ({"scale": 1.5}, False),
         ({"knn_k": 0}, False),
         ({"umap_neighbors": 1}, False),
+        ({"refit_fraction": 0.0}, True),
+        ({"refit_fraction": 1.5}, False),
         ({"override": {0: "A"}}, False),
     ],
 )
@@ -391,6 +596,54 @@ def test_config_validation(changes: dict, ok: bool) -> None:
     else:
         with pytest.raises(ValueError):
             TeamsConfig(**changes)
+
+
+# ------------------------------------------------------------------ sampled frames
+
+
+@pytest.fixture(scope="module")
+def counting_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """10 frames at 4 fps; frame i is filled with the value 20 * i."""
+    from hoopray.video import H264Writer
+
+    path = tmp_path_factory.mktemp("sampled") / "clip.mp4"
+    with H264Writer(path, 32, 24, 4, crf=0) as writer:
+        for i in range(10):
+            writer.write(np.full((24, 32, 3), 20 * i, np.uint8))
+    return path
+
+
+def test_sample_indices() -> None:
+    from hoopray.teams import sample_indices
+
+    assert list(sample_indices(10, 4.0, 1.0)) == [0, 4, 8]
+    assert list(sample_indices(5, 30.0, 0.01)) == [0, 1, 2, 3, 4]  # stride at least 1
+    assert list(sample_indices(0, 30.0, 1.0)) == []
+
+
+def test_sampled_frames_seek_with_read_frames_at(
+    counting_clip: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hoopray import video
+    from hoopray.teams import sampled_frames
+
+    asked: list[list[int]] = []
+
+    def read_frames_at(path: str | Path, indices):  # a stand-in with the same contract
+        asked.append(list(indices))
+        wanted = set(asked[-1])
+        for index, frame in video.iter_frames(path):
+            if index in wanted:
+                yield index, frame
+
+    monkeypatch.setattr(video, "read_frames_at", read_frames_at, raising=False)
+    seeked = [(i, int(f.mean())) for i, f in sampled_frames(str(counting_clip), 1.0)]
+    assert asked == [[0, 4, 8]]
+    monkeypatch.delattr(video, "read_frames_at", raising=False)
+    decoded = [(i, int(f.mean())) for i, f in sampled_frames(str(counting_clip), 1.0)]
+    assert seeked == decoded
+    assert [i for i, _ in decoded] == [0, 4, 8]
+    assert all(abs(mean - 20 * i) <= 3 for i, mean in decoded)
 
 
 # ------------------------------------------------------------------ synthetic games (pass 1)
@@ -530,6 +783,34 @@ def test_too_few_crops_for_umap_fall_back_to_pca(game_maker) -> None:
     naming = name_clusters(model, load_roster(game.roster_path), sample.crops, model.labels)
     truth = _visible_team(game.labels[0], sample.frames, sample.boxes, 0.4)
     assert [naming.cluster_to_team[int(c)] for c in model.labels] == truth
+
+
+@pytest.mark.slow
+def test_collect_game_crops_with_read_frames_at_equals_decoding_through(
+    game_maker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hoopray import video
+    from hoopray.models.base import Models
+    from hoopray.teams import collect_game_crops
+
+    _, clips = game_maker("edge-seek", seed=4, clips=2, seconds=3.0)
+    detector, roles = game_maker.world.detector(), Models().roles
+    monkeypatch.delattr(video, "read_frames_at", raising=False)
+    through = collect_game_crops(clips, detector, roles)
+    asked: list[list[int]] = []
+
+    def read_frames_at(path: str | Path, indices):
+        asked.append(list(indices))
+        for index, frame in video.iter_frames(path):
+            if index in asked[-1]:
+                yield index, frame
+
+    monkeypatch.setattr(video, "read_frames_at", read_frames_at, raising=False)
+    seeked = collect_game_crops(clips, detector, roles)
+    assert asked == [[0, 4, 8], [0, 4, 8]]  # 3 s at 4 fps, one frame a second
+    assert seeked.frames_sampled == through.frames_sampled == 6
+    np.testing.assert_array_equal(seeked.boxes, through.boxes)
+    assert seeked.clip_ids == through.clip_ids
 
 
 @pytest.mark.slow

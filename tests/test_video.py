@@ -2,19 +2,24 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
+from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
 
+from hoopray import video
 from hoopray.video import (
+    DecodeStats,
     H264Writer,
     VideoError,
     discover_games,
     fingerprint,
     iter_frames,
     probe,
+    read_frames_at,
     sanitise_id,
 )
 
@@ -399,9 +404,10 @@ def test_discover_root_layout(tmp_path: Path) -> None:
     _touch(tmp_path / "loose.mp4")
     games = discover_games(tmp_path)
     assert [g.game_id for g in games] == ["game-1", "game_2"]
-    assert games[0].roster_path == tmp_path / "game-1" / "roster.yaml"
+    assert games[0].roster_path == str(tmp_path / "game-1" / "roster.yaml")
+    assert games[0].directory == str(tmp_path / "game-1")
     assert games[1].roster_path is None
-    assert [c.path.name for c in games[1].clips] == ["c.mp4"]
+    assert [c.path for c in games[1].clips] == [str(tmp_path / "game 2" / "c.mp4")]
     assert games[1].problems == [("game_2", "game id 'game_2' collides with 'game 2'; skipped")]
 
 
@@ -415,3 +421,198 @@ def test_discover_root_must_be_a_directory(tmp_path: Path, make) -> None:
 
 def test_discover_empty_root(tmp_path: Path) -> None:
     assert discover_games(tmp_path) == []
+
+
+# --------------------------------------------------------------------------- read_frames_at
+
+
+def _numbered(index: int, width: int = 64, height: int = 48) -> np.ndarray:
+    """A smooth gradient that moves with ``index`` and the index as 8x8 binary squares:
+    compressible (no scene cuts), yet any two frames differ."""
+    ys, xs = np.mgrid[0:height, 0:width]
+    frame = np.empty((height, width, 3), np.uint8)
+    frame[..., 0] = (xs * 3 + index * 5) % 256
+    frame[..., 1] = (ys * 4 + index * 3) % 256
+    frame[..., 2] = 128
+    for bit in range(9):
+        frame[:8, bit * 7 : bit * 7 + 6] = 255 if index >> bit & 1 else 0
+    return frame
+
+
+def _encode(
+    path: Path,
+    count: int,
+    codec: str = "libx264",
+    options: dict[str, str] | None = None,
+    pix_fmt: str = "yuv420p",
+    stamps_ms: list[int] | None = None,
+) -> Path:
+    """``count`` numbered frames at 30 fps, or at ``stamps_ms`` (variable frame rate)."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=30, options=options or {})
+        stream.width, stream.height, stream.pix_fmt = 64, 48, pix_fmt
+        if stamps_ms is not None:
+            stream.codec_context.time_base = Fraction(1, 1000)
+        for i in range(count):
+            frame = av.VideoFrame.from_ndarray(_numbered(i), format="rgb24").reformat(
+                format=pix_fmt
+            )
+            if stamps_ms is not None:
+                frame.pts, frame.time_base = stamps_ms[i], Fraction(1, 1000)
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    return path
+
+
+def _x264(keyint: int, bframes: int, extra: str = "") -> dict[str, str]:
+    params = f"keyint={keyint}:min-keyint={keyint}:scenecut=0:bframes={bframes}{extra}"
+    return {"x264-params": params, "preset": "veryfast"}
+
+
+_VFR_MS = [i * 33 + (i % 3) * 9 + (i // 25) * 120 for i in range(120)]
+
+CLIPS: dict[str, Callable[[Path], Path]] = {
+    "cfr-bframes-gop10.mp4": lambda p: _encode(p, 120, options=_x264(10, 3)),
+    "cfr-bframes-gop10.mkv": lambda p: _encode(p, 120, options=_x264(10, 3)),
+    "long-gop-writer.mp4": lambda p: _write(p, [_numbered(i) for i in range(90)], 64, 48),
+    "short-gop3.mp4": lambda p: _encode(p, 60, options=_x264(3, 0)),
+    "open-gop.mp4": lambda p: _encode(p, 120, options=_x264(12, 3, ":open-gop=1")),
+    "vfr.mp4": lambda p: _encode(p, 120, options=_x264(10, 2), stamps_ms=_VFR_MS),
+    "vfr.mkv": lambda p: _encode(p, 120, options=_x264(10, 2), stamps_ms=_VFR_MS),
+    "intra-ffv1.mkv": lambda p: _encode(p, 40, codec="ffv1", pix_fmt="yuv444p"),
+    "mpeg4-bframes.mp4": lambda p: _encode(p, 120, "mpeg4", {"g": "15", "bf": "2"}),
+    "one-frame.mp4": lambda p: _encode(p, 1, options=_x264(10, 3)),
+    "rotated.mp4": lambda p: _write_pyav(
+        p, [_numbered(i) for i in range(40)], "libx264", "yuv420p", rotation=90
+    ),
+}
+
+INDEX_SETS: dict[str, list[int]] = {
+    "first": [0],
+    "unsorted-repeats-past-end": [5, 3, 3, 500, 0],
+    "every-7th": list(range(0, 130, 7)),
+    "every-30th": list(range(0, 130, 30)),
+    "sparse": [2, 17, 18, 40, 63, 64, 65, 99, 111],
+    "run": list(range(9, 14)),
+    "last": [119, 89, 59, 39],
+    "none": [],
+    "past-end": [1000],
+}
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, dict]]:
+    """Each clip of :data:`CLIPS` with all its frames as :func:`iter_frames` gives them."""
+    folder = tmp_path_factory.mktemp("seek")
+    made = {}
+    for name, make in CLIPS.items():
+        path = make(folder / name)
+        made[name] = (path, dict(iter_frames(path)))
+    return made
+
+
+def test_test_clips_have_distinct_frames(clips: dict[str, tuple[Path, dict]]) -> None:
+    for name, (_, frames) in clips.items():
+        assert list(frames) == list(range(len(frames))), name
+        for i in range(1, len(frames)):
+            assert not np.array_equal(frames[i - 1], frames[i]), (name, i)
+
+
+@pytest.mark.parametrize("indices", list(INDEX_SETS.values()), ids=list(INDEX_SETS))
+@pytest.mark.parametrize("name", list(CLIPS))
+def test_read_frames_at_equals_iter_frames(
+    clips: dict[str, tuple[Path, dict]], name: str, indices: list[int]
+) -> None:
+    path, frames = clips[name]
+    stats = DecodeStats()
+    got = list(read_frames_at(path, indices, stats=stats))
+    assert [i for i, _ in got] == sorted({i for i in indices if i in frames})
+    for index, frame in got:
+        assert frame.dtype == np.uint8 and frame.shape == frames[index].shape
+        np.testing.assert_array_equal(frame, frames[index], err_msg=f"{name} frame {index}")
+    assert stats.sequential == 0  # the seeking path did it, not the fallback
+
+
+def test_read_frames_at_rotates_upright(clips: dict[str, tuple[Path, dict]]) -> None:
+    path, _ = clips["rotated.mp4"]
+    (_, frame), *_ = read_frames_at(path, [7])
+    assert frame.shape == (64, 48, 3)
+    expected = np.rot90(_numbered(7), k=1)
+    assert np.abs(frame.astype(int) - expected).mean() < 8
+
+
+def test_read_frames_at_accepts_a_range(clips: dict[str, tuple[Path, dict]]) -> None:
+    path, _ = clips["cfr-bframes-gop10.mp4"]
+    got = [i for i, _ in read_frames_at(path, range(4, 10**12, 25))]
+    assert got == [4, 29, 54, 79, 104]
+
+
+@pytest.mark.parametrize(("start", "most"), [(0, 20), (15, 200)])
+def test_read_frames_at_decodes_only_what_it_samples(tmp_path: Path, start: int, most: int) -> None:
+    path = _encode(tmp_path / "gop30.mp4", 300, options=_x264(30, 3))
+    stats = DecodeStats()
+    got = [i for i, _ in read_frames_at(path, range(start, 300, 30), stats=stats)]
+    assert got == list(range(start, 300, 30))
+    assert stats.packets <= most and stats.frames <= most
+    assert stats.seeks >= 10 and stats.sequential == 0
+
+
+def test_read_frames_at_goes_on_without_seeking_when_close(tmp_path: Path) -> None:
+    path = _encode(tmp_path / "gop30.mp4", 60, options=_x264(30, 0))
+    stats = DecodeStats()
+    assert [i for i, _ in read_frames_at(path, [2, 5, 9], stats=stats)] == [2, 5, 9]
+    assert stats.seeks == 1 and stats.packets == 10
+
+
+@pytest.mark.parametrize("breakage", ["no-table", "wrong-table"])
+def test_read_frames_at_falls_back_to_decoding_from_the_start(
+    clips: dict[str, tuple[Path, dict]], monkeypatch: pytest.MonkeyPatch, breakage: str
+) -> None:
+    path, frames = clips["cfr-bframes-gop10.mp4"]
+    real = video._frame_table
+
+    def broken(container, stream):  # type: ignore[no-untyped-def]
+        if breakage == "no-table":
+            return None
+        table = real(container, stream)
+        pts = list(table.pts)
+        pts[31], pts[32] = pts[32], pts[31]  # the decoder will disagree at frame 31
+        return video._FrameTable(pts, {p: i for i, p in enumerate(pts)}, table.keyframes)
+
+    monkeypatch.setattr(video, "_frame_table", broken)
+    stats = DecodeStats()
+    wanted = [3, 31, 32, 77]
+    got = list(read_frames_at(path, wanted, stats=stats))
+    assert [i for i, _ in got] == wanted
+    for index, frame in got:
+        np.testing.assert_array_equal(frame, frames[index])
+    assert stats.sequential == 1
+
+
+@pytest.mark.parametrize("indices", [[-1], [3, -2], range(-5, 5)])
+def test_read_frames_at_rejects_negative_indices(clip: Path, indices) -> None:
+    with pytest.raises(ValueError, match="bad frame index"):
+        list(read_frames_at(clip, indices))
+
+
+def test_read_frames_at_needs_a_local_readable_video(tmp_path: Path) -> None:
+    with pytest.raises(VideoError, match="not a local file"):
+        list(read_frames_at("s3://bucket/clip.mp4", [0]))
+    with pytest.raises(VideoError, match="file not found"):
+        list(read_frames_at(tmp_path / "missing.mp4", [0]))
+    (tmp_path / "text.mp4").write_text("not a video\n" * 20)
+    with pytest.raises(VideoError, match="not a readable video"):
+        list(read_frames_at(tmp_path / "text.mp4", [0]))
+
+
+def test_read_frames_at_on_a_truncated_clip_yields_what_decodes(tmp_path: Path) -> None:
+    path = _encode(tmp_path / "cut.mkv", 90, options=_x264(10, 2))
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    full = dict(iter_frames(path))
+    got = list(read_frames_at(path, range(0, 90, 4)))
+    assert len(got) > 0 and [i for i, _ in got] == [i for i in range(0, 90, 4) if i in full]
+    for index, frame in got:
+        np.testing.assert_array_equal(frame, full[index])

@@ -1,0 +1,180 @@
+"""The body of the job entry points: preflight, the lease on the output root, plan, run,
+summary. Exit codes: 0 all done, 1 a clip failed, 2 the job could not start, 3 another run
+holds the output root."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from hoopray import outputs, store
+from hoopray.config import redact, to_plain
+from hoopray.settings import Settings, ray_init_kwargs
+from hoopray.summary import RunSummary, summarise
+
+log = logging.getLogger(__name__)
+
+EXIT_OK, EXIT_FAILED, EXIT_CANNOT_START, EXIT_LOCKED = 0, 1, 2, 3
+
+
+def preflight(cfg: Any, data_root: str, out_root: str) -> list[str]:
+    """Problems that stop a job before Ray starts: unusable storage, missing weights, no
+    input games."""
+    from hoopray.config import missing_weights
+
+    problems = []
+    for what, location in (("data.root", data_root), ("output.root", out_root)):
+        try:
+            store.check_reachable(location, what)
+        except store.StorageError as err:
+            problems.append(f"storage: {redact(str(err))}")
+    weights = missing_weights(cfg, base_dir=Path.cwd())
+    if weights:
+        problems.append(
+            "model weights are not available:\n  - "
+            + "\n  - ".join(weights)
+            + "\nProvide them (see the README: Roboflow key, Hugging Face ids, local paths), "
+            "or try the pipeline on generated data with tiny models:\n"
+            "  python jobs/process_games.py +experiment=smoke"
+        )
+    if not any(p.startswith("storage:") and "data.root" in p for p in problems):
+        try:
+            has_games = any(e.is_dir for e in store.list_dir(data_root))
+        except Exception:
+            has_games = False
+        if not has_games:
+            problems.append(
+                f"no input games under {data_root}: put each game in its own folder, "
+                f"e.g. {data_root}/<game_id>/clip-01.mp4 and {data_root}/<game_id>/roster.yaml, "
+                "or point data.root=/path/to/games (or s3://bucket/games) at them"
+            )
+    return problems
+
+
+def write_run_summary(out_root: str, summary: RunSummary, extra: dict[str, Any]) -> str:
+    """``<out>/_runs/<UTC timestamp>.json``: what one run did."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    data = {**summary.to_dict(), **extra}
+    location = store.join(out_root, outputs.RUNS_DIR, f"{stamp}.json")
+    return store.write_text(location, redact(json.dumps(data, indent=2, sort_keys=True)) + "\n")
+
+
+def _start_ray(cfg: Any, start_ray: Any) -> str | None:
+    """Start or join Ray; an error message instead of a traceback when no cluster answers."""
+    try:
+        start_ray(**ray_init_kwargs(cfg))
+    except (ConnectionError, TimeoutError, RuntimeError) as err:
+        address = (to_plain(cfg.ray) or {}).get("address")
+        return f"no Ray cluster answered at ray.address={address!r}: {redact(str(err))}"
+    return None
+
+
+def run_job(
+    cfg: Any,
+    *,
+    incremental: bool,
+    start_ray: Any,
+    hydra_dir: Path | None = None,
+) -> int:
+    """The body of ``jobs/process_games.py`` and ``jobs/nightly.py``.
+
+    Args:
+        cfg: the composed config.
+        incremental: plan from the manifest (nightly); otherwise ``cfg.force`` decides.
+        start_ray: called with :func:`~hoopray.settings.ray_init_kwargs` once there is
+            work to do (the entry point passes ``ray.init``).
+        hydra_dir: the job's Hydra output dir, scrubbed if the config carries a secret.
+
+    Returns:
+        The exit code: 0 all done, 1 a clip failed, 2 the job could not start, 3 another
+        run holds the output root.
+    """
+    from hoopray import lease as leases
+    from hoopray import pipeline
+    from hoopray.config import SecretInConfigError, check_no_secrets, scrub_hydra_dir
+    from hoopray.summary import format_summary
+
+    started = time.perf_counter()
+    try:
+        check_no_secrets(cfg)
+    except SecretInConfigError as err:
+        if hydra_dir is not None:
+            scrub_hydra_dir(hydra_dir)
+        print(f"error: {err}")
+        return EXIT_CANNOT_START
+    if cfg.get("smoke"):
+        from hoopray.smoke import prepare
+
+        try:
+            prepare(to_plain(cfg.smoke))
+        except Exception as err:
+            print(f"error: the smoke run's inputs could not be built: {outputs.reason(err)}")
+            return EXIT_CANNOT_START
+    endpoint = (to_plain(cfg.get("storage")) or {}).get("endpoint_url")
+    if endpoint:
+        os.environ["AWS_ENDPOINT_URL"] = str(endpoint)
+    settings = Settings.from_cfg(cfg)
+    problems = preflight(cfg, settings.data_root, settings.out_root)
+    if problems:
+        print("hoopray cannot start:\n\n" + "\n\n".join(problems))
+        return EXIT_CANNOT_START
+    job = "nightly" if incremental else "process_games"
+    try:
+        lease = leases.acquire(
+            settings.out_root,
+            stale_seconds=float(cfg.output.get("lock_stale_seconds", 600)),
+            heartbeat_seconds=float(cfg.output.get("lock_heartbeat_seconds", 30)),
+            job=job,
+        )
+    except leases.LeaseHeldError as err:
+        print(f"hoopray cannot start: {err}")
+        return EXIT_LOCKED
+    with lease:
+        return _run(cfg, settings, incremental, start_ray, started, job, pipeline, format_summary)
+
+
+def _run(
+    cfg: Any,
+    settings: Settings,
+    incremental: bool,
+    start_ray: Any,
+    started: float,
+    job: str,
+    pipeline: Any,
+    format_summary: Any,
+) -> int:
+    run = pipeline.plan_run(
+        settings,
+        games_filter=cfg.data.get("games"),
+        force=bool(cfg.get("force", False)) and not incremental,
+        retry_failed=bool(cfg.get("retry_failed", False)),
+    )
+    extra = {
+        "job": job,
+        "run_id": settings.run_id,
+        "data_root": settings.data_root,
+        "hashes": vars(run.hashes),
+        "fingerprint_bytes_read": run.bytes_read,
+    }
+    if run.idle:
+        summary = summarise([], {}, time.perf_counter() - started)
+        print(format_summary(summary))
+        write_run_summary(settings.out_root, summary, extra)
+        return EXIT_OK
+    planned = sum(not c.idle for p in run.plans for c in p.clips)
+    log.info("%d games, %d clips to process", sum(not p.idle for p in run.plans), planned)
+    problem = _start_ray(cfg, start_ray)
+    if problem:
+        print(f"hoopray cannot start: {problem}")
+        return EXIT_CANNOT_START
+    pipeline.configure_ray_data(settings)
+    summary = pipeline.execute(settings, run)
+    print(format_summary(summary))
+    location = write_run_summary(settings.out_root, summary, extra)
+    log.info("run summary: %s", location)
+    return summary.exit_code
