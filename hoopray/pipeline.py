@@ -287,267 +287,261 @@ def _item_key(row: Mapping[str, Any]) -> tuple[str, str, str]:
     return str(row["kind"]), str(row["game_id"]), str(row["clip_id"])
 
 
+SCHEDULES = ("streaming", "barrier")
+
+
 def execute(settings: Settings, run: RunInputs) -> RunSummary:
     """Run the planned work on the connected Ray cluster and return the summary.
 
-    Requires ``ray.init`` to have been called (by the entry point).
+    ``ray.schedule``: ``streaming`` (the default; no barrier across games) or ``barrier``
+    (every game's pass 1, then every clip's observe, then every game's finish: the old
+    schedule, kept for ``benchmarks/cluster_sim.py``). Requires ``ray.init`` to have been
+    called (by the entry point).
     """
-    started = time.perf_counter()
-    out = settings.out_root
-    fit_remote = _cpu_remote(stages.fit_teams, settings, "resolve")
-    finish_remote = _cpu_remote(stages.finish_game, settings, "resolve")
-    render_remote = _cpu_remote(stages.render_clip, settings, "render")
+    schedule = str(settings.ray.get("schedule") or "streaming")
+    if schedule not in SCHEDULES:
+        raise ValueError(f"ray.schedule must be one of {SCHEDULES}; got {schedule!r}")
+    return _Execution(settings, run).run(barrier=schedule == "barrier")
 
-    states: dict[str, _Game] = {}
-    items: list[dict[str, Any]] = []
-    for game, plan in zip(run.games, run.plans, strict=True):
-        if plan.idle:
-            continue
-        state = _Game(game, plan, run.fits.get(game.game_id), waiting_fit=plan.fit_teams)
-        if plan.fit_teams and game.clips:
-            items.append(_sample_item(game))
-        else:
-            state.waiting_fit = False
-        for clip in game.clips:
-            cp = plan.clip(clip.clip_id)
-            if cp.observe:
-                items.append(_clip_item(game, clip))
-                state.pending.add(clip.clip_id)
-            elif cp.resolve or cp.render:
-                state.rows.append(_carried_row(out, game, clip))
-        states[game.game_id] = state
-    progress = Progress(
-        {
-            "teams": sum(1 for i in items if i["kind"] == stages.SAMPLE),
-            "observed": sum(1 for i in items if i["kind"] == stages.OBSERVE),
-            "finished": sum(1 for s in states.values() if s.plan.resolves or s.plan.fit_teams),
+
+class _Execution:
+    """The driver's side of one run: counters per game, CPU tasks in flight, result rows."""
+
+    def __init__(self, settings: Settings, run: RunInputs) -> None:
+        self.settings, self.run_inputs = settings, run
+        self.out = settings.out_root
+        self.fit_remote = _cpu_remote(stages.fit_teams, settings, "resolve")
+        self.finish_remote = _cpu_remote(stages.finish_game, settings, "resolve")
+        self.render_remote = _cpu_remote(stages.render_clip, settings, "render")
+        self.states: dict[str, _Game] = {}
+        self.items: list[dict[str, Any]] = []
+        self.fits_running: dict[Any, str] = {}
+        self.finishing: dict[Any, str] = {}
+        self.results: list[dict[str, Any]] = []
+        self.done_items: set[tuple[str, str, str]] = set()
+        self.hold = False  # barrier schedule: no game is finished before all are observed
+        for game, plan in zip(run.games, run.plans, strict=True):
+            if plan.idle:
+                continue
+            state = _Game(game, plan, run.fits.get(game.game_id), waiting_fit=plan.fit_teams)
+            if plan.fit_teams and game.clips:
+                self.items.append(_sample_item(game))
+            else:
+                state.waiting_fit = False
+            for clip in game.clips:
+                cp = plan.clip(clip.clip_id)
+                if cp.observe:
+                    self.items.append(_clip_item(game, clip))
+                    state.pending.add(clip.clip_id)
+                elif cp.resolve or cp.render:
+                    state.rows.append(_carried_row(self.out, game, clip))
+            self.states[game.game_id] = state
+        self.progress = Progress(
+            {
+                "teams": sum(1 for i in self.items if i["kind"] == stages.SAMPLE),
+                "observed": sum(1 for i in self.items if i["kind"] == stages.OBSERVE),
+                "finished": sum(
+                    1 for s in self.states.values() if s.plan.resolves or s.plan.fit_teams
+                ),
+            }
+        )
+
+    def run(self, barrier: bool = False) -> RunSummary:
+        started = time.perf_counter()
+        if barrier:
+            self.hold = True
+            self._gpu([i for i in self.items if i["kind"] == stages.SAMPLE])
+            self._wait(lambda: bool(self.fits_running))
+            self._gpu([i for i in self.items if i["kind"] == stages.OBSERVE])
+            self.hold = False
+        for state in self.states.values():
+            self._maybe_finish(state)
+        self._gpu(self.items)
+        self._wait(lambda: bool(self.fits_running or self.finishing))
+        discovery = _discovery_failures(self.run_inputs.games)
+        for row in discovery:
+            if row.pop("write"):
+                outputs.write_status(self.out, row)
+        if self.settings.output.get("report", True):
+            _write_index(self.out)
+        results = self.results
+        stage_seconds = {
+            "observe": sum(float(r.get("seconds_observe") or 0) for r in results),
+            "resolve": sum(float(r.get("seconds_resolve") or 0) for r in results),
+            "render": sum(float(r.get("seconds_render") or 0) for r in results),
         }
-    )
-    fits_running: dict[Any, str] = {}
-    finishing: dict[Any, str] = {}
-    results: list[dict[str, Any]] = []
+        return summarise(results + discovery, stage_seconds, time.perf_counter() - started)
 
-    def start_finish(state: _Game) -> None:
-        state.started = True
+    # ----------------------------------------------------------------- GPU stream
+
+    def _gpu(self, items: list[dict[str, Any]]) -> None:
+        """Stream ``items`` through the GPU pool; run what is left again if an execution
+        fails, and give a failed row to an item whose worker died on every try."""
+        rounds = int(self.settings.ray.get("rounds", 3))
+        todo = [i for i in items if _item_key(i) not in self.done_items]
+        for attempt in range(1, rounds + 1):
+            if not todo:
+                break
+            sink: queue.Queue = queue.Queue()
+            thread = threading.Thread(target=_stream, args=(self.settings, todo, sink), daemon=True)
+            thread.start()
+            error = self._drain(sink)
+            thread.join()
+            todo = [i for i in todo if _item_key(i) not in self.done_items]
+            if error is None:
+                break
+            log.warning(
+                "the GPU execution failed (%s); %d items run again (round %d of %d)",
+                outputs.reason(error),
+                len(todo),
+                attempt + 1,
+                rounds,
+            )
+        tries = int(self.settings.gpu.get("max_task_retries", 2)) + 1
+        for item in todo:
+            why = (
+                f"the {item['kind']} worker died on every try ({tries}): a crash or out of "
+                "memory; see the Ray logs"
+            )
+            log.warning("%s %s/%s failed: %s", item["kind"], item["game_id"], item["clip_id"], why)
+            stage = "observe" if item["kind"] == stages.OBSERVE else "teams"
+            failed = {
+                "kind": item["kind"],
+                **outputs.status_row(item, status=ClipStatus.FAILED.value, stage=stage, reason=why),
+            }
+            if item["kind"] == stages.OBSERVE:
+                stages._discard(
+                    outputs.delete_observations, self.out, item["game_id"], item["clip_id"]
+                )
+                outputs.write_status(self.out, failed)
+            self.done_items.add(_item_key(item))
+            self._on_row(failed)
+
+    def _drain(self, sink: queue.Queue) -> BaseException | None:
+        """Feed result rows to :meth:`_on_row`, polling the CPU tasks, until the stream ends."""
+        while True:
+            try:
+                kind, value = sink.get(timeout=0.2)
+            except queue.Empty:
+                self._poll(0)
+                continue
+            if kind == "end":
+                return value
+            key = _item_key(value)
+            if key not in self.done_items:
+                self.done_items.add(key)
+                self._on_row(value)
+            self._poll(0)
+
+    def _on_row(self, row: dict[str, Any]) -> None:
+        state = self.states[str(row["game_id"])]
         game = state.game
-        plans = {c.clip_id: {"resolve": c.resolve, "render": c.render} for c in state.plan.clips}
+        if row["kind"] == stages.SAMPLE:
+            self.progress.step(
+                "teams", game.game_id, stages.TEAMS_ROW, row["status"], row["reason"]
+            )
+            if row["status"] == ClipStatus.OK:
+                clips = {c.clip_id: c.fingerprint for c in game.clips}
+                ref = self.fit_remote.remote(
+                    self.settings, game.game_id, str(game.directory), clips
+                )
+                self.fits_running[ref] = game.game_id
+                return
+            log.warning("%s: no team model (%s); teams stay unknown", game.game_id, row["reason"])
+            _record_fit_failure(self.settings, state, row["reason"])
+            state.waiting_fit = False
+        else:
+            self.progress.step(
+                "observed", row["game_id"], row["clip_id"], row["status"], row["reason"]
+            )
+            state.pending.discard(str(row["clip_id"]))
+            status = outputs.status_row(row, **{k: row[k] for k in outputs.STATUS_KEYS})
+            (state.rows if row["status"] == ClipStatus.OK else self.results).append(status)
+        self._maybe_finish(state)
+
+    # ----------------------------------------------------------------- CPU tasks
+
+    def _maybe_finish(self, state: _Game) -> None:
+        if self.hold or state.started or state.waiting_fit or state.pending:
+            return
+        state.started = True
+        if not (state.plan.resolves or state.plan.fit_teams):
+            self.results.extend(state.rows)
+            return
+        game = state.game
         payload = {
             "game_id": game.game_id,
             "game_dir": str(game.directory),
             "roster_fingerprint": outputs.roster_fingerprint(game.roster_path),
             "removed": list(state.plan.removed),
             "fit": state.fit,
-            "clips": plans,
+            "clips": {
+                c.clip_id: {"resolve": c.resolve, "render": c.render} for c in state.plan.clips
+            },
         }
-        ref = finish_remote.remote(settings, payload, state.rows, render_remote)
-        finishing[ref] = game.game_id
+        ref = self.finish_remote.remote(self.settings, payload, state.rows, self.render_remote)
+        self.finishing[ref] = game.game_id
 
-    def maybe_finish(state: _Game) -> None:
-        if state.started or state.waiting_fit or state.pending:
-            return
-        if not (state.plan.resolves or state.plan.fit_teams):
-            state.started = True
-            results.extend(state.rows)
-            return
-        start_finish(state)
+    def _wait(self, busy: Any) -> None:
+        while busy():
+            self._poll(1.0)
 
-    def on_row(row: dict[str, Any]) -> None:
-        state = states[str(row["game_id"])]
-        if row["kind"] == stages.SAMPLE:
-            progress.step(
-                "teams", state.game.game_id, stages.TEAMS_ROW, row["status"], row["reason"]
-            )
-            if row["status"] == ClipStatus.OK:
-                clips = {c.clip_id: c.fingerprint for c in state.game.clips}
-                ref = fit_remote.remote(
-                    settings, state.game.game_id, str(state.game.directory), clips
-                )
-                fits_running[ref] = state.game.game_id
-                return
-            log.warning(
-                "%s: no team model (%s); teams stay unknown", state.game.game_id, row["reason"]
-            )
-            _record_fit_failure(settings, state, row["reason"])
-            state.waiting_fit = False
-        else:
-            progress.step("observed", row["game_id"], row["clip_id"], row["status"], row["reason"])
-            state.pending.discard(str(row["clip_id"]))
-            if row["status"] == ClipStatus.OK:
-                state.rows.append(
-                    outputs.status_row(
-                        row, frames=row["frames"], seconds_observe=row["seconds_observe"]
-                    )
-                )
+    def _poll(self, timeout: float | None) -> None:
+        import ray
+
+        refs = [*self.fits_running, *self.finishing]
+        if not refs:
+            return
+        ready, _ = ray.wait(refs, num_returns=len(refs), timeout=timeout)
+        for ref in ready:
+            if ref in self.fits_running:
+                self._fitted(ref)
             else:
-                results.append(outputs.status_row(row, **{k: row[k] for k in outputs.STATUS_KEYS}))
-        maybe_finish(state)
+                self._finished(ref)
 
-    for state in states.values():
-        maybe_finish(state)
-    done_items: set[tuple[str, str, str]] = set()
-    rounds = int(settings.ray.get("rounds", 3))
-    todo = items
-    for attempt in range(1, rounds + 1):
-        if not todo:
-            break
-        sink: queue.Queue = queue.Queue()
-        thread = threading.Thread(target=_stream, args=(settings, todo, sink), daemon=True)
-        thread.start()
-        error = _drain(
-            sink,
-            on_row,
-            done_items,
-            fits_running,
-            finishing,
-            states,
-            results,
-            maybe_finish,
-            progress,
-            settings,
-        )
-        thread.join()
-        todo = [i for i in items if _item_key(i) not in done_items]
-        if error is None:
-            break
-        log.warning(
-            "the GPU execution failed (%s); %d items run again (round %d of %d)",
-            outputs.reason(error),
-            len(todo),
-            attempt + 1,
-            rounds,
-        )
-    for item in todo:
-        why = (
-            f"the {item['kind']} worker died on every try "
-            f"({int(settings.gpu.get('max_task_retries', 2)) + 1}): a crash or out of "
-            "memory; see the Ray logs"
-        )
-        log.warning("%s %s/%s failed: %s", item["kind"], item["game_id"], item["clip_id"], why)
-        failed = {
-            "kind": item["kind"],
-            **outputs.status_row(
-                item, status=ClipStatus.FAILED.value, stage=item["kind"], reason=why
-            ),
-        }
-        if item["kind"] == stages.OBSERVE:
-            stages._discard(outputs.delete_observations, out, item["game_id"], item["clip_id"])
-            failed["stage"] = "observe"
-            outputs.write_status(out, failed)
-        on_row(failed)
-    _wait_all(fits_running, finishing, states, results, maybe_finish, progress, settings)
+    def _fitted(self, ref: Any) -> None:
+        import ray
 
-    discovery = _discovery_failures(run.games)
-    for row in discovery:
-        if row.pop("write"):
-            outputs.write_status(out, row)
-    if settings.output.get("report", True):
-        _write_index(out)
-    wall = time.perf_counter() - started
-    stage_seconds = {
-        "observe": sum(float(r.get("seconds_observe") or 0) for r in results),
-        "resolve": sum(float(r.get("seconds_resolve") or 0) for r in results),
-        "render": sum(float(r.get("seconds_render") or 0) for r in results),
-    }
-    return summarise(results + discovery, stage_seconds, wall)
-
-
-def _drain(
-    sink: queue.Queue,
-    on_row: Any,
-    done_items: set,
-    fits_running: dict,
-    finishing: dict,
-    states: dict,
-    results: list,
-    maybe_finish: Any,
-    progress: Progress,
-    settings: Settings,
-) -> BaseException | None:
-    """Feed result rows to ``on_row`` while polling the CPU tasks, until the stream ends."""
-    while True:
+        game_id = self.fits_running.pop(ref)
+        state = self.states[game_id]
         try:
-            kind, value = sink.get(timeout=0.2)
-        except queue.Empty:
-            _poll(fits_running, finishing, states, results, maybe_finish, progress, settings, 0)
-            continue
-        if kind == "end":
-            return value
-        key = _item_key(value)
-        if key in done_items:
-            continue
-        done_items.add(key)
-        on_row(value)
-        _poll(fits_running, finishing, states, results, maybe_finish, progress, settings, 0)
+            fit = ray.get(ref)
+        except Exception as err:
+            fit = {"status": ClipStatus.FAILED.value, "reason": outputs.reason(err)}
+            _record_fit_failure(self.settings, state, fit["reason"])
+        if fit["status"] != ClipStatus.OK:
+            log.warning("%s: no team model (%s); teams stay unknown", game_id, fit["reason"])
+        state.fit = stages.read_fit(self.out, game_id)
+        state.waiting_fit = False
+        self._maybe_finish(state)
 
+    def _finished(self, ref: Any) -> None:
+        import ray
 
-def _poll(
-    fits_running: dict,
-    finishing: dict,
-    states: dict,
-    results: list,
-    maybe_finish: Any,
-    progress: Progress,
-    settings: Settings,
-    timeout: float | None,
-) -> None:
-    import ray
-
-    refs = [*fits_running, *finishing]
-    if not refs:
-        return
-    ready, _ = ray.wait(refs, num_returns=len(refs), timeout=timeout)
-    for ref in ready:
-        if ref in fits_running:
-            game_id = fits_running.pop(ref)
-            state = states[game_id]
-            try:
-                fit = ray.get(ref)
-            except Exception as err:
-                fit = {"status": ClipStatus.FAILED.value, "reason": outputs.reason(err)}
-                _record_fit_failure(settings, state, fit["reason"])
-            if fit["status"] != ClipStatus.OK:
-                log.warning("%s: no team model (%s); teams stay unknown", game_id, fit["reason"])
-            state.fit = stages.read_fit(settings.out_root, game_id)
-            state.waiting_fit = False
-            maybe_finish(state)
-        else:
-            game_id = finishing.pop(ref)
-            state = states[game_id]
-            try:
-                rows = ray.get(ref)
-            except Exception as err:
-                why = outputs.reason(err)
-                log.warning("finishing %s failed: %s", game_id, why)
-                rows = [
-                    {**r, "status": ClipStatus.FAILED.value, "stage": "resolve", "reason": why}
-                    for r in state.rows
-                ]
-                for row in rows:
-                    outputs.write_status(settings.out_root, row)
-            results.extend(rows)
-            confirmed = sum(int(r.get("confirmed") or 0) for r in rows)
-            failed = sum(r["status"] != ClipStatus.OK for r in rows)
-            progress.step(
-                "finished",
-                game_id,
-                "*",
-                f"{len(rows)} clips, {confirmed} confirmed",
-                f"{failed} failed" if failed else "",
-            )
-            state.rows = []
-
-
-def _wait_all(
-    fits_running: dict,
-    finishing: dict,
-    states: dict,
-    results: list,
-    maybe_finish: Any,
-    progress: Progress,
-    settings: Settings,
-) -> None:
-    while fits_running or finishing:
-        _poll(fits_running, finishing, states, results, maybe_finish, progress, settings, 1.0)
+        game_id = self.finishing.pop(ref)
+        state = self.states[game_id]
+        try:
+            rows = ray.get(ref)
+        except Exception as err:
+            why = outputs.reason(err)
+            log.warning("finishing %s failed: %s", game_id, why)
+            rows = [
+                {**r, "status": ClipStatus.FAILED.value, "stage": "resolve", "reason": why}
+                for r in state.rows
+            ]
+            for row in rows:
+                outputs.write_status(self.out, row)
+        self.results.extend(rows)
+        confirmed = sum(int(r.get("confirmed") or 0) for r in rows)
+        failed = sum(r["status"] != ClipStatus.OK for r in rows)
+        self.progress.step(
+            "finished",
+            game_id,
+            "*",
+            f"{len(rows)} clips, {confirmed} confirmed",
+            f"{failed} failed" if failed else "",
+        )
+        state.rows = []
 
 
 def _record_fit_failure(settings: Settings, state: _Game, why: str) -> None:

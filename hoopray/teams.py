@@ -467,19 +467,24 @@ def sampled_frames(
     """``(index, rgb)`` of a local clip's sampled frames (:func:`sample_indices`).
 
     With :func:`hoopray.video.read_frames_at` only the sampled frames are decoded (a seek to
-    the keyframe before each); without it, or when the container does not give the frame
-    count, the clip is decoded through and every stride-th frame kept.
+    the keyframe before each). The frame count comes from the container header, else from
+    the duration (rounded up: indices past the end are ignored). Without
+    ``read_frames_at``, or with neither count nor duration, the clip is decoded through
+    and every stride-th frame kept, which gives the same frames.
 
     Raises:
         hoopray.video.VideoError: the clip cannot be read.
     """
     info = probe(path)
     stride = max(1, round(info.fps * stride_seconds))
+    frames = info.frames
+    if frames is None and info.duration:
+        frames = math.ceil(info.duration * info.fps) + 1
     read_frames_at = getattr(video, "read_frames_at", None)
-    if read_frames_at is None or info.frames is None:
+    if read_frames_at is None or frames is None:
         yield from iter_frames(path, stride=stride)
         return
-    yield from read_frames_at(path, sample_indices(info.frames, info.fps, stride_seconds))
+    yield from read_frames_at(path, sample_indices(frames, info.fps, stride_seconds))
 
 
 def collect_game_crops(

@@ -505,7 +505,9 @@ def read_frames_at(
     close (its keyframe fewer than :data:`SEEK_MIN_SKIP` frames ahead) decoding just goes
     on. Where the timestamps cannot be trusted (missing or repeated timestamps, a stream
     not starting at a keyframe, a decoder whose output disagrees with them) it decodes
-    from the start instead, which gives the same frames.
+    from the start instead, which gives the same frames. A stream that breaks ends the
+    iteration where the break is met, with a logged warning, as in :func:`iter_frames`;
+    a break that a seek skips is not met.
 
     Args:
         path: a local clip.
@@ -1164,5 +1166,18 @@ def discover_games(
                 game_id=game_id, directory=location, roster_path=None, problems=[(name, problem)]
             )
             continue
-        games[game_id] = _discover_game(game_id, name, location, real_root, lookup(game_id))
+        games[game_id] = _discover_game(game_id, name, location, real_root, _cache(lookup, game_id))
     return [games[key] for key in sorted(games)]
+
+
+def _cache(
+    lookup: Callable[[str], FingerprintCache | None], game_id: str
+) -> FingerprintCache | None:
+    """The game's cache; None (fingerprint by reading) when it cannot be had, since a cache
+    only saves reads (an id the output layout refuses is reported by the stage that
+    writes it)."""
+    try:
+        return lookup(game_id)
+    except (OSError, ValueError) as err:
+        log.warning("%s: no fingerprint cache (%s); fingerprinting by reading", game_id, err)
+        return None

@@ -427,3 +427,14 @@ def test_roster_is_found_as_today(tmp_path: Path, untimed_root: str) -> None:
     _put(f"{untimed_root}/g/roster.yaml", b"")
     (remote,) = discover_games(untimed_root)
     assert remote.roster_path == f"{untimed_root}/g/roster.yaml" and remote.problems == []
+
+
+def test_a_cache_that_cannot_be_had_only_costs_reads(tmp_path: Path) -> None:
+    long_name = "g" * 230  # a valid folder, but an id the output layout refuses
+    _touch(tmp_path / "games" / long_name / "a.mp4")
+    _touch(tmp_path / "games" / "ok" / "a.mp4")
+    caches = FingerprintCaches(str(tmp_path / "fp"))
+    games = discover_games(tmp_path / "games", fingerprints=caches)
+    assert [len(g.clips) for g in games] == [1, 1]
+    assert all(g.bytes_read > 0 for g in games)
+    assert caches.save() == [str(tmp_path / "fp" / "ok.json")]
