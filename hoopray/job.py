@@ -64,13 +64,48 @@ def write_run_summary(out_root: str, summary: RunSummary, extra: dict[str, Any])
     return store.write_text(location, redact(json.dumps(data, indent=2, sort_keys=True)) + "\n")
 
 
+def cluster_problem(address: str | None, timeout: float = 3.0) -> str | None:
+    """Why no Ray cluster answers at ``address`` (None: local Ray, or one answers).
+
+    ``auto`` is looked up as Ray does (``RAY_ADDRESS``, then the last ``ray start``); a
+    ``host:port`` (or ``ray://host:port``) must accept a connection within ``timeout``.
+    """
+    import socket
+
+    if not address or address == "local":
+        return None
+    target = str(address)
+    if target == "auto":
+        from ray._private.services import canonicalize_bootstrap_address
+
+        try:
+            found = canonicalize_bootstrap_address(target)
+        except Exception as err:
+            return f"no running Ray cluster found for ray.address=auto ({err})"
+        if not found:
+            return "no running Ray cluster found for ray.address=auto"
+        target = found
+    host_port = target.split("://", 1)[-1]
+    host, _, port = host_port.rpartition(":")
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout):
+            return None
+    except (OSError, ValueError) as err:
+        return f"no Ray cluster answered at ray.address={address!r} ({err})"
+
+
 def _start_ray(cfg: Any, start_ray: Any) -> str | None:
     """Start or join Ray; an error message instead of a traceback when no cluster answers."""
+    kwargs = ray_init_kwargs(cfg)
+    problem = cluster_problem(kwargs.get("address"))
+    if problem:
+        return problem
     try:
-        start_ray(**ray_init_kwargs(cfg))
-    except (ConnectionError, TimeoutError, RuntimeError) as err:
-        address = (to_plain(cfg.ray) or {}).get("address")
-        return f"no Ray cluster answered at ray.address={address!r}: {redact(str(err))}"
+        start_ray(**kwargs)
+    except (ConnectionError, TimeoutError) as err:
+        return (
+            f"no Ray cluster answered at ray.address={kwargs.get('address')!r}: {redact(str(err))}"
+        )
     return None
 
 
@@ -120,6 +155,9 @@ def run_job(
         os.environ["AWS_ENDPOINT_URL"] = str(endpoint)
     settings = Settings.from_cfg(cfg)
     problems = preflight(cfg, settings.data_root, settings.out_root)
+    cluster = cluster_problem(ray_init_kwargs(cfg).get("address"))
+    if cluster:
+        problems.append(f"ray: {cluster}")
     if problems:
         print("hoopray cannot start:\n\n" + "\n\n".join(problems))
         return EXIT_CANNOT_START

@@ -658,6 +658,6 @@ def _write_report(out_root: str, game_id: str) -> None:
     try:
         from hoopray import report
 
-        report.write_game_report(out_root, game_id)
+        report.write_game_report(out_root, game_id, update_index=False)
     except Exception as err:
         log.warning("report of %s failed: %s", game_id, outputs.reason(err))

@@ -111,19 +111,23 @@ def register_filesystem(name: str, filesystem: Any) -> None:
 
 
 @functools.lru_cache(maxsize=64)
-def _filesystem_for(kind: str, netloc: str) -> pafs.FileSystem:
+def _filesystem_for(kind: str, netloc: str, endpoint: str) -> pafs.FileSystem:
     if kind in _REGISTERED:
         return _REGISTERED[kind]
     if kind == "s3":
         options: dict[str, Any] = {}
-        endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
         if endpoint:
             options["endpoint_override"] = endpoint
             if endpoint.startswith("http://"):
                 options["scheme"] = "http"
         region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
         if region or endpoint:
-            return pafs.S3FileSystem(region=region or "us-east-1", **options)
+            return pafs.S3FileSystem(
+                region=region or "us-east-1",
+                connect_timeout=10,
+                retry_strategy=pafs.AwsStandardS3RetryStrategy(max_attempts=3),
+                **options,
+            )
         return pafs.FileSystem.from_uri(f"s3://{netloc}")[0]
     if kind in ("gs", "gcs"):
         return pafs.GcsFileSystem()
@@ -147,7 +151,8 @@ def filesystem(location: str | os.PathLike[str]) -> tuple[pafs.FileSystem, str]:
         return pafs.LocalFileSystem(), text
     rest = text[len(kind) + 3 :]
     netloc = rest.split("/", 1)[0]
-    fs = _filesystem_for(kind, netloc)
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or ""
+    fs = _filesystem_for(kind, netloc, endpoint if kind == "s3" else "")
     if isinstance(fs, pafs.PyFileSystem) and kind not in ("s3", "gs", "gcs"):
         handler = fs.handler
         inner = getattr(handler, "fs", None)

@@ -601,16 +601,30 @@ def test_config_validation(changes: dict, ok: bool) -> None:
 # ------------------------------------------------------------------ sampled frames
 
 
-@pytest.fixture(scope="module")
-def counting_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def _counting_clip(path: Path) -> Path:
     """10 frames at 4 fps; frame i is filled with the value 20 * i."""
     from hoopray.video import H264Writer
 
-    path = tmp_path_factory.mktemp("sampled") / "clip.mp4"
     with H264Writer(path, 32, 24, 4, crf=0) as writer:
         for i in range(10):
             writer.write(np.full((24, 32, 3), 20 * i, np.uint8))
     return path
+
+
+@pytest.fixture(scope="module")
+def counting_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _counting_clip(tmp_path_factory.mktemp("sampled") / "clip.mp4")
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv"])  # Matroska headers give no frame count
+def test_sampled_frames_equal_decoding_through(tmp_path: Path, suffix: str) -> None:
+    from hoopray import video
+    from hoopray.teams import sampled_frames
+
+    clip = _counting_clip(tmp_path / f"clip{suffix}")
+    got = [(i, int(f.mean())) for i, f in sampled_frames(clip, 1.0)]
+    want = [(i, int(f.mean())) for i, f in video.iter_frames(clip, stride=4)]
+    assert got == want and [i for i, _ in got] == [0, 4, 8]
 
 
 def test_sample_indices() -> None:

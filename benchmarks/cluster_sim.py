@@ -1,0 +1,506 @@
+"""GPU utilisation of the streaming graph on a simulated 4-GPU cluster, against the barrier.
+
+A local Ray (``ray.init(num_cpus=--cpus, num_gpus=4)``: fake GPUs, so Ray schedules the GPU
+actors as on a cluster) runs :func:`hoopray.pipeline.execute` over a synthetic archive of
+``--games`` games with uneven clip counts and lengths (``--clips`` and ``--seconds``
+ranges, 10 fps, 208x120 frames; built once per seed and size and cached under the system's
+temporary directory), with ``ray.observe.actors=4`` and ``ray.observe.num_gpus=1``. It
+runs once per schedule, ``streaming`` (the default) and ``barrier``
+(``ray.schedule=barrier``: every game's pass 1, then every clip's observe, then every
+game's finish), each on a fresh output root and a freshly started Ray.
+
+The models are the ground-truth replay doubles with GPU cost added: :class:`SleepyDetector`
+sleeps ``--detect-delay`` seconds per frame it detects (pass 1's sampled frames and
+observe's detection frames) and :class:`SleepyTracking` ``--track-delay`` per frame it
+tracks (every frame observe reads). Sleeping holds the actor, and so its GPU, without
+using a CPU core. Every sleep is logged (process, work item, start, end), so the GPU time
+is what the doubles actually slept, not an estimate:
+
+- GPU-seconds: the sum of all sleeps;
+- lower bound: ``max(GPU-seconds / 4, longest game's chain)``, where a game's chain is its
+  longest single GPU item (pass 1, or one clip's observe): a game's items are independent
+  on the GPU (observe needs no team model), so with unlimited GPUs a game needs at least
+  that long. The CPU work of a game (team fit, finish) is not in the bound: it runs on the
+  CPU beside the GPU work and the schedule must hide it;
+- GPU utilisation: lower bound / makespan, where the makespan is the wall time of
+  ``execute`` (actor start-up included; planning, archive generation and Ray start-up not).
+
+The table also shows how long 0, 1, ..., 4 GPUs were busy (sleeping), the time to the first
+GPU sleep (actor start-up) and from the last GPU sleep to the end (the last game's fit and
+finish), so a low figure can be attributed.
+
+What it leaves out: real model cost (the doubles sleep; the replay detector, tracker and
+reader and the colour-histogram embedder add their own small CPU cost, which here counts
+as GPU time not slept), real decode cost (208x120 clips decode in microseconds; a real
+1080p decode holds the actor much longer), rendering (``output.render=false``) and reports
+(``output.report=false``), object-store latency (local disk), and more than one machine: 2
+real cores carry the actors' CPU work, Ray's own processes and the CPU tasks.
+
+Run: ``.venv/bin/python benchmarks/cluster_sim.py [--schedule both|streaming|barrier]
+[--quick]``. The last line is ``result: gpu_utilisation=<streaming> target=>=0.85 pass|fail``
+(the barrier figure is printed above it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+BENCHMARKS = REPO / "benchmarks"
+for _path in (str(REPO), str(BENCHMARKS)):
+    if _path not in sys.path:
+        sys.path.insert(0, _path)
+
+import common  # noqa: E402
+import numpy as np  # noqa: E402
+
+from hoopray.models.replay import ReplayDetector, ReplayTracker, ReplayTracking  # noqa: E402
+
+GPUS = 4
+FPS = 10.0
+SIZE = (208, 120)  # about the smallest frame the synthetic world draws (stamp + court)
+TARGET = 0.85
+SCHEDULES = ("streaming", "barrier")
+WORKER_METHODS = ("_observe", "_sample")  # GpuWorker's methods that run a work item
+
+
+# --------------------------------------------------------------------------- GPU doubles
+
+
+def _current_item() -> tuple[str, str, str]:
+    """(kind, game_id, clip_id) of the work item the calling GPU actor is running, found
+    as the ``row`` of :class:`hoopray.stages.GpuWorker`'s method on the call stack."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code.co_name in WORKER_METHODS and "row" in frame.f_locals:
+            row = frame.f_locals["row"]
+            return str(row["kind"]), str(row["game_id"]), str(row["clip_id"])
+        frame = frame.f_back
+    return "?", "", ""
+
+
+class SleepLog:
+    """Appends one line per sleep to ``<log_dir>/<pid>.tsv``: pid, item kind, game, clip,
+    model, start and end (``time.time()``, comparable across processes on one machine)."""
+
+    def __init__(self, log_dir: str | None) -> None:
+        self.log_dir = Path(log_dir) if log_dir else None
+        self._handle: Any = None
+
+    def sleep(self, model: str, seconds: float) -> None:
+        if seconds <= 0:
+            return
+        kind, game_id, clip_id = _current_item()
+        start = time.time()
+        time.sleep(seconds)
+        end = time.time()
+        if self.log_dir is None:
+            return
+        if self._handle is None:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            self._handle = open(self.log_dir / f"{os.getpid()}.tsv", "a", buffering=1)  # noqa: SIM115
+        fields = (os.getpid(), kind, game_id, clip_id, model, f"{start:.6f}", f"{end:.6f}")
+        self._handle.write("\t".join(str(f) for f in fields) + "\n")
+
+
+class SleepyDetector(ReplayDetector):
+    """The replay detector, holding its GPU ``delay`` seconds per frame (sleeping)."""
+
+    def __init__(self, world: Any, delay: float = 0.0, log_dir: str | None = None) -> None:
+        super().__init__(world)
+        self.delay = float(delay)
+        self.log = SleepLog(log_dir)
+
+    def detect(self, frames: list[np.ndarray]) -> list[Any]:
+        self.log.sleep("detect", self.delay * len(frames))
+        return super().detect(frames)
+
+
+class SleepyTracking(ReplayTracking):
+    """The replay tracking, whose trackers hold their GPU ``delay`` seconds per frame."""
+
+    def __init__(
+        self,
+        world: Any,
+        max_missing_frames: int = 15,
+        delay: float = 0.0,
+        log_dir: str | None = None,
+    ) -> None:
+        super().__init__(world, max_missing_frames)
+        self.delay = float(delay)
+        self.log = SleepLog(log_dir)
+
+    def open(self) -> ReplayTracker:
+        return _SleepyTracker(self, self.world, self.max_missing_frames)
+
+
+class _SleepyTracker(ReplayTracker):
+    def __init__(self, owner: SleepyTracking, world: Any, max_missing: int) -> None:
+        super().__init__(world, max_missing)
+        self.owner = owner
+
+    def start(self, frame: np.ndarray, detections: Any) -> Any:
+        self.owner.log.sleep("track", self.owner.delay)
+        return super().start(frame, detections)
+
+    def step(self, frame: np.ndarray, new_detections: Any = None) -> Any:
+        self.owner.log.sleep("track", self.owner.delay)
+        return super().step(frame, new_detections)
+
+
+# --------------------------------------------------------------------------- analysis
+
+
+@dataclass(frozen=True)
+class Sleep:
+    pid: int
+    kind: str
+    game_id: str
+    clip_id: str
+    model: str
+    start: float
+    end: float
+
+    @property
+    def seconds(self) -> float:
+        return self.end - self.start
+
+    @property
+    def item(self) -> tuple[str, str, str]:
+        return self.kind, self.game_id, self.clip_id
+
+
+def read_sleeps(log_dir: Path) -> list[Sleep]:
+    sleeps = []
+    for path in sorted(log_dir.glob("*.tsv")):
+        for line in path.read_text().splitlines():
+            pid, kind, game_id, clip_id, model, start, end = line.split("\t")
+            sleeps.append(Sleep(int(pid), kind, game_id, clip_id, model, float(start), float(end)))
+    return sleeps
+
+
+@dataclass(frozen=True)
+class Bound:
+    gpu_seconds: float
+    per_gpu: float  # gpu_seconds / gpus
+    chain: float  # the longest game's chain
+    chain_game: str
+
+    @property
+    def value(self) -> float:
+        return max(self.per_gpu, self.chain)
+
+
+def lower_bound(sleeps: Iterable[Sleep], gpus: int = GPUS) -> Bound:
+    """``max(GPU-seconds / gpus, longest game's chain)``; a game's chain is its longest
+    single GPU item (items of a game are independent on the GPU)."""
+    items: dict[tuple[str, str, str], float] = {}
+    for s in sleeps:
+        items[s.item] = items.get(s.item, 0.0) + s.seconds
+    total = sum(items.values())
+    chains: dict[str, float] = {}
+    for (_, game_id, _), seconds in items.items():
+        chains[game_id] = max(chains.get(game_id, 0.0), seconds)
+    game, chain = max(chains.items(), key=lambda kv: kv[1], default=("", 0.0))
+    return Bound(total, total / gpus, chain, game)
+
+
+def utilisation(bound: float, makespan: float) -> float:
+    """GPU utilisation: the lower bound over the makespan (0 when nothing ran)."""
+    return bound / makespan if makespan > 0 else 0.0
+
+
+def busy_profile(
+    sleeps: Sequence[Sleep], start: float, end: float, gpus: int = GPUS
+) -> list[float]:
+    """Seconds of ``[start, end]`` during which exactly k GPUs slept, for k = 0..gpus."""
+    events = []
+    for s in sleeps:
+        a, b = max(s.start, start), min(s.end, end)
+        if b > a:
+            events += [(a, 1), (b, -1)]
+    events.sort()
+    seconds = [0.0] * (gpus + 1)
+    level, at = 0, start
+    for when, step in events:
+        seconds[min(level, gpus)] += when - at
+        level, at = level + step, when
+    seconds[min(level, gpus)] += max(0.0, end - at)
+    return seconds
+
+
+# --------------------------------------------------------------------------- archive
+
+
+@dataclass(frozen=True)
+class Archive:
+    games: Path
+    labels: Path
+    clips: int
+    frames: int
+
+
+def archive_spec(games: int, clips: tuple[int, int], seconds: tuple[int, int], seed: int) -> list:
+    """Per game, the length in seconds of each of its clips (seeded, uneven)."""
+    rng = np.random.default_rng(seed)
+    return [
+        [int(rng.integers(seconds[0], seconds[1] + 1)) for _ in range(rng.integers(clips[0], clips[1] + 1))]
+        for _ in range(games)
+    ]
+
+
+def build_archive(spec: list[list[int]], seed: int, cache: Path | None = None) -> Archive:
+    """Write the archive of ``spec`` (or reuse the cached copy of the same spec and seed)."""
+    from hoopray.synthetic import make_game, write_clip
+
+    key = hashlib.sha256(json.dumps([spec, seed, FPS, SIZE]).encode()).hexdigest()[:12]
+    root = (cache or Path(tempfile.gettempdir())) / f"hoopray-cluster-sim-{key}"
+    games, labels = root / "games", root / "labels"
+    clips = sum(len(g) for g in spec)
+    frames = sum(round(s * FPS) for g in spec for s in g)
+    if (root / "complete").exists():
+        return Archive(games, labels, clips, frames)
+    shutil.rmtree(root, ignore_errors=True)
+    for index, lengths in enumerate(spec):
+        game = make_game(
+            games,
+            labels,
+            f"game-{index + 1:03d}",
+            seed=seed + index,
+            clips=len(lengths),
+            seconds=1.0 / FPS,  # one frame each; rewritten below at their own lengths
+            fps=FPS,
+            size=SIZE,
+        )
+        for clip_spec, video, label, length in zip(
+            game.specs, game.clips, game.labels, lengths, strict=True
+        ):
+            write_clip(replace(clip_spec, frames=round(length * FPS)), video, label)
+    (root / "complete").write_text(json.dumps(spec) + "\n")
+    return Archive(games, labels, clips, frames)
+
+
+# --------------------------------------------------------------------------- runs
+
+
+@dataclass
+class Run:
+    schedule: str
+    makespan: float
+    bound: Bound
+    busy: list[float]
+    first_sleep: float  # seconds from the start of execute to the first GPU sleep
+    tail: float  # seconds from the last GPU sleep to the end of execute
+    items: int
+    exit_code: int
+
+    @property
+    def utilisation(self) -> float:
+        return utilisation(self.bound.value, self.makespan)
+
+
+def overrides(log_dir: Path, schedule: str, detect_delay: float, track_delay: float) -> list[str]:
+    return [
+        "models.detector._target_=cluster_sim.SleepyDetector",
+        f"+models.detector.delay={detect_delay}",
+        f"+models.detector.log_dir={log_dir}",
+        "models.tracker._target_=cluster_sim.SleepyTracking",
+        f"+models.tracker.delay={track_delay}",
+        f"+models.tracker.log_dir={log_dir}",
+        f"ray.observe.actors={GPUS}",
+        "ray.observe.num_gpus=1",
+        "ray.progress_bars=false",
+        "output.render=false",
+        "output.report=false",
+        f"++ray.schedule={schedule}",
+    ]
+
+
+def start_ray(cpus: int) -> None:
+    """A local Ray with ``cpus`` fake CPUs and 4 fake GPUs whose workers can import this
+    module (the doubles' ``_target_``); returns once its idle workers have started."""
+    import ray
+
+    ray.init(
+        num_cpus=cpus,
+        num_gpus=GPUS,
+        include_dashboard=False,
+        log_to_driver=False,
+        logging_level="ERROR",
+        runtime_env={"env_vars": {"PYTHONPATH": f"{REPO}{os.pathsep}{BENCHMARKS}"}},
+    )
+
+    @ray.remote(num_cpus=1)
+    def ready() -> int:
+        return os.getpid()
+
+    ray.get([ready.remote() for _ in range(cpus)])
+    time.sleep(2.0)  # let the prestarted workers finish importing before the clock starts
+
+
+def run_schedule(
+    archive: Archive,
+    work: Path,
+    schedule: str,
+    *,
+    cpus: int,
+    detect_delay: float,
+    track_delay: float,
+) -> Run:
+    """Run ``execute`` once on a fresh output root and a fresh Ray; measure it."""
+    import ray
+
+    from hoopray import pipeline
+    from hoopray.settings import Settings
+    from tests.reliability_corpus import config
+
+    out, log_dir = work / schedule / "out", work / schedule / "sleeps"
+    shutil.rmtree(work / schedule, ignore_errors=True)
+    cfg = config(
+        archive.games,
+        archive.labels,
+        out,
+        *overrides(log_dir, schedule, detect_delay, track_delay),
+    )
+    settings = Settings.from_cfg(cfg)
+    planned = pipeline.plan_run(settings)
+    start_ray(cpus)
+    try:
+        pipeline.configure_ray_data(settings)
+        started = time.time()
+        summary = pipeline.execute(settings, planned)
+        ended = time.time()
+    finally:
+        ray.shutdown()
+    sleeps = read_sleeps(log_dir)
+    return Run(
+        schedule=schedule,
+        makespan=ended - started,
+        bound=lower_bound(sleeps),
+        busy=busy_profile(sleeps, started, ended),
+        first_sleep=min((s.start for s in sleeps), default=ended) - started,
+        tail=ended - max((s.end for s in sleeps), default=started),
+        items=len({s.item for s in sleeps}),
+        exit_code=summary.exit_code,
+    )
+
+
+def table(runs: Sequence[Run]) -> str:
+    headers = (
+        "schedule",
+        "makespan s",
+        "GPU-s",
+        "GPU-s/4",
+        "chain s",
+        "bound s",
+        "utilisation",
+        "first sleep s",
+        "tail s",
+        *(f"{k} busy s" for k in range(GPUS + 1)),
+        "exit",
+    )
+    rows = [
+        (
+            r.schedule,
+            r.makespan,
+            r.bound.gpu_seconds,
+            r.bound.per_gpu,
+            r.bound.chain,
+            r.bound.value,
+            r.utilisation,
+            r.first_sleep,
+            r.tail,
+            *r.busy,
+            r.exit_code,
+        )
+        for r in runs
+    ]
+    return common.format_table(headers, rows)
+
+
+def verdict(runs: Sequence[Run]) -> str:
+    """The result line: the streaming run's utilisation (or the only run's)."""
+    by = {r.schedule: r for r in runs}
+    run = by.get("streaming") or runs[0]
+    ok = run.utilisation >= TARGET and run.exit_code == 0
+    name = "gpu_utilisation" if run.schedule == "streaming" else f"gpu_utilisation_{run.schedule}"
+    return common.result_line(name, round(run.utilisation, 3), f">={TARGET}", ok)
+
+
+def _range(text: str) -> tuple[int, int]:
+    low, _, high = text.partition("-")
+    return int(low), int(high or low)
+
+
+def main(argv: Sequence[str] | None = None) -> list[Run]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--schedule", choices=("both", *SCHEDULES), default="both")
+    parser.add_argument("--games", type=int, default=24)
+    parser.add_argument("--clips", default="1-6", help="clips per game, a range")
+    parser.add_argument("--seconds", default="1-6", help="seconds per clip, a range")
+    parser.add_argument("--detect-delay", type=float, default=0.02, help="s per frame detected")
+    parser.add_argument("--track-delay", type=float, default=0.05, help="s per frame tracked")
+    parser.add_argument("--cpus", type=int, default=16, help="fake CPUs of the local Ray")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--quick", action="store_true", help="6 games, 1-3 clips of 1-2 s")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.games, args.clips, args.seconds = 6, "1-3", "1-2"
+    common.quiet()
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    print(common.machine_line())
+    total = time.perf_counter()
+    spec = archive_spec(args.games, _range(args.clips), _range(args.seconds), args.seed)
+    made = time.perf_counter()
+    archive = build_archive(spec, args.seed)
+    print(
+        f"archive: {args.games} games, {archive.clips} clips ({args.clips} per game, "
+        f"{args.seconds} s each), {archive.frames} frames at {FPS:g} fps, "
+        f"{SIZE[0]}x{SIZE[1]}; ready in {time.perf_counter() - made:.1f} s ({archive.games})"
+    )
+    print(
+        f"GPU doubles: detect {args.detect_delay:g} s/frame, track {args.track_delay:g} "
+        f"s/frame (sleeping); {GPUS} fake GPUs, {GPUS} actors x 1 GPU, {args.cpus} fake CPUs "
+        f"on {os.cpu_count()} real cores; render and report off"
+    )
+    schedules = SCHEDULES if args.schedule == "both" else (args.schedule,)
+    runs = []
+    with tempfile.TemporaryDirectory(prefix="hoopray-cluster-sim-") as tmp:
+        for schedule in schedules:
+            runs.append(
+                run_schedule(
+                    archive,
+                    Path(tmp),
+                    schedule,
+                    cpus=args.cpus,
+                    detect_delay=args.detect_delay,
+                    track_delay=args.track_delay,
+                )
+            )
+    print(table(runs))
+    chain = runs[0].bound
+    print(
+        f"bound = max(GPU-s / {GPUS}, longest game's chain: {chain.chain:.2f} s in "
+        f"{chain.chain_game}); k busy s = seconds of the makespan with exactly k GPUs sleeping"
+    )
+    for run in runs:
+        if run.schedule != "streaming":
+            print(f"{run.schedule}: gpu_utilisation={run.utilisation:.3f}")
+    print(f"total {time.perf_counter() - total:.0f} s")
+    print(verdict(runs))
+    return runs
+
+
+if __name__ == "__main__":
+    main()
