@@ -25,9 +25,13 @@ is what the doubles actually slept, not an estimate:
 - GPU utilisation: lower bound / makespan, where the makespan is the wall time of
   ``execute`` (actor start-up included; planning, archive generation and Ray start-up not).
 
-The table also shows how long 0, 1, ..., 4 GPUs were busy (sleeping), the time to the first
-GPU sleep (actor start-up) and from the last GPU sleep to the end (the last game's fit and
-finish), so a low figure can be attributed.
+The doubles' module also times every ``GpuWorker._one`` call in the actor processes (a
+wrapper that only takes the time), so each actor's time line is known: when its models
+were ready, its first and last item, the seconds inside items, slept or not (CPU work
+inside an item holds the GPU too: decode, the replay doubles, writes) and the seconds
+between items. The summary splits ``4 x makespan`` into GPU-seconds slept, CPU inside
+items and no item on the GPU (start-up, dispatch, waits for a stage, the tail after the
+last item: the last games' fit and finish), so a low figure can be attributed.
 
 What it leaves out: real model cost (the doubles sleep; the replay detector, tracker and
 reader and the colour-histogram embedder add their own small CPU cost, which here counts
@@ -45,16 +49,17 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import itertools
 import json
 import os
 import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 REPO = Path(__file__).resolve().parents[1]
 BENCHMARKS = REPO / "benchmarks"
@@ -90,28 +95,68 @@ def _current_item() -> tuple[str, str, str]:
     return "?", "", ""
 
 
-class SleepLog:
-    """Appends one line per sleep to ``<log_dir>/<pid>.tsv``: pid, item kind, game, clip,
-    model, start and end (``time.time()``, comparable across processes on one machine)."""
+class EventLog:
+    """One file per process, ``<log_dir>/<pid>.tsv``, a line per event: pid, what
+    (``detect``/``track``: a sleep; ``item``: one ``GpuWorker._one`` call; ``ready``: the
+    models were built), item kind, game, clip, start, end (``time.time()``, comparable
+    across the processes of one machine) and the seconds asked for (sleeps)."""
 
-    def __init__(self, log_dir: str | None) -> None:
-        self.log_dir = Path(log_dir) if log_dir else None
-        self._handle: Any = None
+    _open: ClassVar[dict[str, EventLog]] = {}
 
-    def sleep(self, model: str, seconds: float) -> None:
-        if seconds <= 0:
-            return
-        kind, game_id, clip_id = _current_item()
-        start = time.time()
-        time.sleep(seconds)
-        end = time.time()
-        if self.log_dir is None:
-            return
-        if self._handle is None:
-            self.log_dir.mkdir(parents=True, exist_ok=True)
-            self._handle = open(self.log_dir / f"{os.getpid()}.tsv", "a", buffering=1)  # noqa: SIM115
-        fields = (os.getpid(), kind, game_id, clip_id, model, f"{start:.6f}", f"{end:.6f}")
+    def __init__(self, log_dir: str) -> None:
+        self.log_dir = Path(log_dir)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self._handle = open(self.log_dir / f"{os.getpid()}.tsv", "a", buffering=1)  # noqa: SIM115
+
+    @classmethod
+    def get(cls, log_dir: str | None) -> EventLog | None:
+        """This process's log in ``log_dir`` (one per process and folder), or None."""
+        if not log_dir:
+            return None
+        if log_dir not in cls._open:
+            cls._open[log_dir] = cls(log_dir)
+            cls._open[log_dir].write("ready", ("", "", ""), time.time(), time.time())
+            _time_work_items(cls._open[log_dir])
+        return cls._open[log_dir]
+
+    def write(
+        self, what: str, item: tuple[str, str, str], start: float, end: float, asked: float = 0
+    ) -> None:
+        fields = (os.getpid(), what, *item, f"{start:.6f}", f"{end:.6f}", f"{asked:.6f}")
         self._handle.write("\t".join(str(f) for f in fields) + "\n")
+
+
+def _time_work_items(log: EventLog) -> None:
+    """Time every ``GpuWorker._one`` call of this actor process (timing only: the call and
+    its result are untouched), so the analysis can tell a GPU held by CPU work inside an
+    item from a GPU with no item at all."""
+    from hoopray import stages
+
+    real = stages.GpuWorker._one
+    if getattr(real, "timed_by_cluster_sim", False):
+        return
+
+    def timed(self: Any, row: dict[str, Any]) -> dict[str, Any]:
+        started = time.time()
+        try:
+            return real(self, row)
+        finally:
+            item = (str(row["kind"]), str(row["game_id"]), str(row["clip_id"]))
+            log.write("item", item, started, time.time())
+
+    timed.timed_by_cluster_sim = True  # type: ignore[attr-defined]
+    stages.GpuWorker._one = timed  # type: ignore[method-assign]
+
+
+def hold_gpu(log: EventLog | None, model: str, seconds: float) -> None:
+    """Sleep ``seconds`` (the GPU is held, no CPU is used) and log it."""
+    if seconds <= 0:
+        return
+    item = _current_item()
+    start = time.time()
+    time.sleep(seconds)
+    if log is not None:
+        log.write(model, item, start, time.time(), seconds)
 
 
 class SleepyDetector(ReplayDetector):
@@ -120,15 +165,16 @@ class SleepyDetector(ReplayDetector):
     def __init__(self, world: Any, delay: float = 0.0, log_dir: str | None = None) -> None:
         super().__init__(world)
         self.delay = float(delay)
-        self.log = SleepLog(log_dir)
+        self.log = EventLog.get(log_dir)
 
     def detect(self, frames: list[np.ndarray]) -> list[Any]:
-        self.log.sleep("detect", self.delay * len(frames))
+        hold_gpu(self.log, "detect", self.delay * len(frames))
         return super().detect(frames)
 
 
 class SleepyTracking(ReplayTracking):
-    """The replay tracking, whose trackers hold their GPU ``delay`` seconds per frame."""
+    """The replay tracking, whose trackers hold their GPU ``delay`` seconds per frame
+    (the first frame, ``start``, included)."""
 
     def __init__(
         self,
@@ -139,7 +185,7 @@ class SleepyTracking(ReplayTracking):
     ) -> None:
         super().__init__(world, max_missing_frames)
         self.delay = float(delay)
-        self.log = SleepLog(log_dir)
+        self.log = EventLog.get(log_dir)
 
     def open(self) -> ReplayTracker:
         return _SleepyTracker(self, self.world, self.max_missing_frames)
@@ -151,26 +197,29 @@ class _SleepyTracker(ReplayTracker):
         self.owner = owner
 
     def start(self, frame: np.ndarray, detections: Any) -> Any:
-        self.owner.log.sleep("track", self.owner.delay)
+        hold_gpu(self.owner.log, "track", self.owner.delay)
         return super().start(frame, detections)
 
     def step(self, frame: np.ndarray, new_detections: Any = None) -> Any:
-        self.owner.log.sleep("track", self.owner.delay)
+        hold_gpu(self.owner.log, "track", self.owner.delay)
         return super().step(frame, new_detections)
 
 
 # --------------------------------------------------------------------------- analysis
 
+SLEEPS = ("detect", "track")
+
 
 @dataclass(frozen=True)
-class Sleep:
+class Event:
     pid: int
+    what: str  # detect | track (sleeps), item, ready
     kind: str
     game_id: str
     clip_id: str
-    model: str
     start: float
     end: float
+    asked: float = 0.0
 
     @property
     def seconds(self) -> float:
@@ -181,13 +230,17 @@ class Sleep:
         return self.kind, self.game_id, self.clip_id
 
 
-def read_sleeps(log_dir: Path) -> list[Sleep]:
-    sleeps = []
+def read_events(log_dir: Path) -> list[Event]:
+    events = []
     for path in sorted(log_dir.glob("*.tsv")):
         for line in path.read_text().splitlines():
-            pid, kind, game_id, clip_id, model, start, end = line.split("\t")
-            sleeps.append(Sleep(int(pid), kind, game_id, clip_id, model, float(start), float(end)))
-    return sleeps
+            pid, what, kind, game_id, clip_id, start, end, asked = line.split("\t")
+            events.append(
+                Event(
+                    int(pid), what, kind, game_id, clip_id, float(start), float(end), float(asked)
+                )
+            )
+    return events
 
 
 @dataclass(frozen=True)
@@ -202,12 +255,14 @@ class Bound:
         return max(self.per_gpu, self.chain)
 
 
-def lower_bound(sleeps: Iterable[Sleep], gpus: int = GPUS) -> Bound:
-    """``max(GPU-seconds / gpus, longest game's chain)``; a game's chain is its longest
-    single GPU item (items of a game are independent on the GPU)."""
+def lower_bound(events: Iterable[Event], gpus: int = GPUS) -> Bound:
+    """``max(GPU-seconds / gpus, longest game's chain)`` from the sleeps among ``events``;
+    a game's chain is its longest single GPU item (a game's items are independent on the
+    GPU: observe needs no team model)."""
     items: dict[tuple[str, str, str], float] = {}
-    for s in sleeps:
-        items[s.item] = items.get(s.item, 0.0) + s.seconds
+    for e in events:
+        if e.what in SLEEPS:
+            items[e.item] = items.get(e.item, 0.0) + e.seconds
     total = sum(items.values())
     chains: dict[str, float] = {}
     for (_, game_id, _), seconds in items.items():
@@ -221,23 +276,47 @@ def utilisation(bound: float, makespan: float) -> float:
     return bound / makespan if makespan > 0 else 0.0
 
 
-def busy_profile(
-    sleeps: Sequence[Sleep], start: float, end: float, gpus: int = GPUS
-) -> list[float]:
-    """Seconds of ``[start, end]`` during which exactly k GPUs slept, for k = 0..gpus."""
-    events = []
-    for s in sleeps:
-        a, b = max(s.start, start), min(s.end, end)
-        if b > a:
-            events += [(a, 1), (b, -1)]
-    events.sort()
-    seconds = [0.0] * (gpus + 1)
-    level, at = 0, start
-    for when, step in events:
-        seconds[min(level, gpus)] += when - at
-        level, at = level + step, when
-    seconds[min(level, gpus)] += max(0.0, end - at)
-    return seconds
+@dataclass(frozen=True)
+class Actor:
+    """One GPU actor process's time line (seconds from the start of ``execute``)."""
+
+    pid: int
+    ready: float  # its models were built
+    first: float  # its first item started
+    last: float  # its last item ended
+    items: int
+    held: float  # seconds inside items
+    slept: float  # seconds of GPU sleeps
+    gaps: float  # seconds between its items
+
+    @property
+    def cpu_in_items(self) -> float:
+        return self.held - self.slept
+
+
+def actors(events: Sequence[Event], start: float) -> list[Actor]:
+    """Per actor process that ran an item, in order of readiness."""
+    found = []
+    for pid in sorted({e.pid for e in events}):
+        mine = [e for e in events if e.pid == pid]
+        items = sorted((e for e in mine if e.what == "item"), key=lambda e: e.start)
+        if not items:
+            continue
+        ready = min((e.start for e in mine if e.what == "ready"), default=items[0].start)
+        gaps = sum(max(0.0, b.start - a.end) for a, b in itertools.pairwise(items))
+        found.append(
+            Actor(
+                pid=pid,
+                ready=ready - start,
+                first=items[0].start - start,
+                last=items[-1].end - start,
+                items=len(items),
+                held=sum(e.seconds for e in items),
+                slept=sum(e.seconds for e in mine if e.what in SLEEPS),
+                gaps=gaps,
+            )
+        )
+    return sorted(found, key=lambda a: a.ready)
 
 
 # --------------------------------------------------------------------------- archive
@@ -255,7 +334,10 @@ def archive_spec(games: int, clips: tuple[int, int], seconds: tuple[int, int], s
     """Per game, the length in seconds of each of its clips (seeded, uneven)."""
     rng = np.random.default_rng(seed)
     return [
-        [int(rng.integers(seconds[0], seconds[1] + 1)) for _ in range(rng.integers(clips[0], clips[1] + 1))]
+        [
+            int(rng.integers(seconds[0], seconds[1] + 1))
+            for _ in range(rng.integers(clips[0], clips[1] + 1))
+        ]
         for _ in range(games)
     ]
 
@@ -299,15 +381,29 @@ class Run:
     schedule: str
     makespan: float
     bound: Bound
-    busy: list[float]
-    first_sleep: float  # seconds from the start of execute to the first GPU sleep
-    tail: float  # seconds from the last GPU sleep to the end of execute
-    items: int
+    asked: float  # GPU-seconds the doubles asked to sleep (slept = bound.gpu_seconds)
+    actors: list[Actor]
+    first_item: float  # seconds from the start of execute to the first item
+    tail: float  # seconds from the end of the last item to the end of execute
     exit_code: int
 
     @property
     def utilisation(self) -> float:
         return utilisation(self.bound.value, self.makespan)
+
+    @property
+    def held(self) -> float:
+        return sum(a.held for a in self.actors)
+
+    @property
+    def cpu_in_items(self) -> float:
+        """GPU-seconds held by CPU work inside items (decode, replay, writes)."""
+        return self.held - self.bound.gpu_seconds
+
+    @property
+    def outside_items(self) -> float:
+        """GPU-seconds with no item on the GPU (start-up, dispatch, waits, tail)."""
+        return GPUS * self.makespan - self.held
 
 
 def overrides(log_dir: Path, schedule: str, detect_delay: float, track_delay: float) -> list[str]:
@@ -349,6 +445,20 @@ def start_ray(cpus: int) -> None:
     time.sleep(2.0)  # let the prestarted workers finish importing before the clock starts
 
 
+def measure_run(schedule: str, events: Sequence[Event], start: float, end: float, code: int) -> Run:
+    items = [e for e in events if e.what == "item"]
+    return Run(
+        schedule=schedule,
+        makespan=end - start,
+        bound=lower_bound(events),
+        asked=sum(e.asked for e in events if e.what in SLEEPS),
+        actors=actors(events, start),
+        first_item=min((e.start for e in items), default=end) - start,
+        tail=end - max((e.end for e in items), default=start),
+        exit_code=code,
+    )
+
+
 def run_schedule(
     archive: Archive,
     work: Path,
@@ -365,7 +475,7 @@ def run_schedule(
     from hoopray.settings import Settings
     from tests.reliability_corpus import config
 
-    out, log_dir = work / schedule / "out", work / schedule / "sleeps"
+    out, log_dir = work / schedule / "out", work / schedule / "events"
     shutil.rmtree(work / schedule, ignore_errors=True)
     cfg = config(
         archive.games,
@@ -383,17 +493,7 @@ def run_schedule(
         ended = time.time()
     finally:
         ray.shutdown()
-    sleeps = read_sleeps(log_dir)
-    return Run(
-        schedule=schedule,
-        makespan=ended - started,
-        bound=lower_bound(sleeps),
-        busy=busy_profile(sleeps, started, ended),
-        first_sleep=min((s.start for s in sleeps), default=ended) - started,
-        tail=ended - max((s.end for s in sleeps), default=started),
-        items=len({s.item for s in sleeps}),
-        exit_code=summary.exit_code,
-    )
+    return measure_run(schedule, read_events(log_dir), started, ended, summary.exit_code)
 
 
 def table(runs: Sequence[Run]) -> str:
@@ -405,9 +505,10 @@ def table(runs: Sequence[Run]) -> str:
         "chain s",
         "bound s",
         "utilisation",
-        "first sleep s",
+        "CPU in items GPU-s",
+        "no item GPU-s",
+        "first item s",
         "tail s",
-        *(f"{k} busy s" for k in range(GPUS + 1)),
         "exit",
     )
     rows = [
@@ -419,12 +520,45 @@ def table(runs: Sequence[Run]) -> str:
             r.bound.chain,
             r.bound.value,
             r.utilisation,
-            r.first_sleep,
+            r.cpu_in_items,
+            r.outside_items,
+            r.first_item,
             r.tail,
-            *r.busy,
             r.exit_code,
         )
         for r in runs
+    ]
+    return common.format_table(headers, rows)
+
+
+def actor_table(runs: Sequence[Run]) -> str:
+    headers = (
+        "schedule",
+        "actor",
+        "ready s",
+        "first item s",
+        "last item s",
+        "items",
+        "in items s",
+        "slept s",
+        "CPU in items s",
+        "between items s",
+    )
+    rows = [
+        (
+            r.schedule,
+            a.pid,
+            a.ready,
+            a.first,
+            a.last,
+            a.items,
+            a.held,
+            a.slept,
+            a.cpu_in_items,
+            a.gaps,
+        )
+        for r in runs
+        for a in r.actors
     ]
     return common.format_table(headers, rows)
 
@@ -488,11 +622,16 @@ def main(argv: Sequence[str] | None = None) -> list[Run]:
                     track_delay=args.track_delay,
                 )
             )
+            print(f"{schedule}: done, load avg {os.getloadavg()[0]:.1f}")
+    print(actor_table(runs))
+    print()
     print(table(runs))
     chain = runs[0].bound
     print(
         f"bound = max(GPU-s / {GPUS}, longest game's chain: {chain.chain:.2f} s in "
-        f"{chain.chain_game}); k busy s = seconds of the makespan with exactly k GPUs sleeping"
+        f"{chain.chain_game}); GPU-s = seconds the doubles slept ("
+        + ", ".join(f"{r.schedule} asked {r.asked:.1f}" for r in runs)
+        + f"); {GPUS} x makespan = GPU-s + CPU in items + no item"
     )
     for run in runs:
         if run.schedule != "streaming":

@@ -180,9 +180,12 @@ def plan_game(
         elif fresh:
             observe = False
         else:
-            # a clip that failed on the same input and config would fail again
+            # a clip whose observe failed on the same input and config would fail again
             observe = not (
-                failed and prev.fingerprint == fp and prev.observe_hash == hashes.observe
+                failed
+                and prev.stage == "observe"
+                and prev.fingerprint == fp
+                and prev.observe_hash == hashes.observe
             )
         # observations the entry does not know of: a killed run made them, never resolved
         # (a failed observe leaves no marker, so a marker next to one is newer)

@@ -319,6 +319,7 @@ class _Execution:
         self.finishing: dict[Any, str] = {}
         self.results: list[dict[str, Any]] = []
         self.done_items: set[tuple[str, str, str]] = set()
+        self.teams_seconds = 0.0
         self.hold = False  # barrier schedule: no game is finished before all are observed
         for game, plan in zip(run.games, run.plans, strict=True):
             if plan.idle:
@@ -366,6 +367,7 @@ class _Execution:
             _write_index(self.out)
         results = self.results
         stage_seconds = {
+            "teams": self.teams_seconds,
             "observe": sum(float(r.get("seconds_observe") or 0) for r in results),
             "resolve": sum(float(r.get("seconds_resolve") or 0) for r in results),
             "render": sum(float(r.get("seconds_render") or 0) for r in results),
@@ -437,6 +439,7 @@ class _Execution:
         state = self.states[str(row["game_id"])]
         game = state.game
         if row["kind"] == stages.SAMPLE:
+            self.teams_seconds += float(row.get("seconds_observe") or 0.0)
             self.progress.step(
                 "teams", game.game_id, stages.TEAMS_ROW, row["status"], row["reason"]
             )
@@ -455,8 +458,7 @@ class _Execution:
                 "observed", row["game_id"], row["clip_id"], row["status"], row["reason"]
             )
             state.pending.discard(str(row["clip_id"]))
-            status = outputs.status_row(row, **{k: row[k] for k in outputs.STATUS_KEYS})
-            (state.rows if row["status"] == ClipStatus.OK else self.results).append(status)
+            state.rows.append(outputs.status_row(row, **{k: row[k] for k in outputs.STATUS_KEYS}))
         self._maybe_finish(state)
 
     # ----------------------------------------------------------------- CPU tasks
@@ -527,6 +529,8 @@ class _Execution:
             log.warning("finishing %s failed: %s", game_id, why)
             rows = [
                 {**r, "status": ClipStatus.FAILED.value, "stage": "resolve", "reason": why}
+                if r["status"] == ClipStatus.OK
+                else r
                 for r in state.rows
             ]
             for row in rows:

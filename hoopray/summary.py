@@ -27,7 +27,9 @@ class GameSummary:
 
 @dataclass
 class RunSummary:
-    """What a run did. ``stage_seconds`` is wall time per stage of the whole run."""
+    """What a run did. ``stage_seconds``: the seconds each stage worked, summed over its
+    work items (pass 1 per game, observe, resolve and render per clip); the stages overlap
+    in a streaming run, so they add up to more than ``wall_seconds``."""
 
     games: list[GameSummary] = field(default_factory=list)
     failures: list[dict[str, str]] = field(default_factory=list)
@@ -142,7 +144,7 @@ def format_summary(summary: RunSummary) -> str:
     )
     lines = _table(("game", "clips ok", "failed", "skipped", "frames", "confirmed"), rows)
     if summary.stage_seconds:
-        lines += ["", *_table(("stage", "wall s"), list(summary.stage_seconds.items()))]
+        lines += ["", *_table(("stage", "busy s"), list(summary.stage_seconds.items()))]
     lines.append(f"\nwall time {summary.wall_seconds:.1f} s")
     for f in summary.failures:
         lines.append(f"FAILED {f['game_id']}/{f['clip_id']} at {f['stage']}: {f['reason']}")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from pathlib import Path
 
 import pyarrow as pa
 
@@ -125,7 +124,8 @@ OBS_TEAM_VOTES = pa.schema(
         # assigns its cluster with the game's team model, so observing needs no model.
         pa.field("embedding", pa.binary(), nullable=False),
         pa.field("dim", pa.int32(), nullable=False),
-        pa.field("own_fraction", pa.float32(), nullable=False),  # share of the crop that is the track's own mask
+        # share of the crop that is the track's own mask
+        pa.field("own_fraction", pa.float32(), nullable=False),
     ]
 )
 

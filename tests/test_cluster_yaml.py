@@ -190,9 +190,11 @@ def test_key_check_catches_a_planted_key(text: str, planted: str) -> None:
 
 
 def test_shared_file_system_alternative_is_documented(text: str) -> None:
-    """The EFS/FSx mount path is the one conf/output/cluster.yaml writes under."""
-    root = yaml.safe_load((ROOT / "conf" / "output" / "cluster.yaml").read_text("utf-8"))["root"]
-    mount = str(Path(root).parent)
+    """The EFS/FSx mount path is the one conf/output/cluster.yaml names as the alternative
+    to its S3 default."""
+    conf = (ROOT / "conf" / "output" / "cluster.yaml").read_text("utf-8")
+    assert yaml.safe_load(conf)["root"].startswith("s3://")
+    mount = str(Path(re.search(r"output\.root=(/\S+)", conf).group(1)).parent)
     assert "EFS" in text and "FSx" in text
     assert f"-v {mount}:{mount}" in text
     assert re.search(rf"mount -t nfs4 .* {re.escape(mount)}$", text, re.M)

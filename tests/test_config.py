@@ -10,8 +10,13 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
-from hoopray import config
+from hoopray import config, stages
 from hoopray.models.base import Models, Roles, WeightsNotFoundError
+from hoopray.observe import ObserveConfig
+from hoopray.pipeline import SCHEDULES
+from hoopray.resolve import ResolveConfig
+from hoopray.settings import Settings, ray_init_kwargs
+from hoopray.teams import TeamsConfig
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 OPTIONS = sorted(
@@ -20,11 +25,33 @@ OPTIONS = sorted(
     if role.is_dir()
     for option in role.glob("*.yaml")
 )
+# Every option of every other config group (conf/<group>/<option>.yaml).
+GROUP_OPTIONS = sorted(
+    (group.name, option.stem)
+    for group in CONF.iterdir()
+    if group.is_dir() and group.name not in ("models", "experiment", "local")
+    for option in group.glob("*.yaml")
+)
+EXPERIMENTS = sorted(option.stem for option in (CONF / "experiment").glob("*.yaml"))
 
 
-def _compose(overrides: list[str], name: str = "config") -> DictConfig:
+def _compose(overrides: list[str], name: str = "config", hydra: bool = False) -> DictConfig:
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose(config_name=name, overrides=overrides)
+        return compose(config_name=name, overrides=overrides, return_hydra_config=hydra)
+
+
+def _build_consumers(cfg: DictConfig) -> None:
+    """Build what the job builds from each group, as the driver and the workers do."""
+    settings = Settings.from_cfg(cfg)
+    assert config.to_dataclass(ObserveConfig, settings.observe)
+    assert ResolveConfig.from_mapping(settings.resolve)
+    assert isinstance(stages.teams_config(settings), TeamsConfig)
+    assert 0 <= settings.refit_fraction <= 1
+    assert settings.hashes().observe
+    assert str(settings.ray.get("schedule") or "streaming") in SCHEDULES
+    kwargs = ray_init_kwargs(cfg)
+    assert kwargs["ignore_reinit_error"] is True
+    assert float(cfg.output.lock_stale_seconds) > float(cfg.output.lock_heartbeat_seconds) > 0
 
 
 def test_default_config_composes_every_group() -> None:
@@ -34,6 +61,47 @@ def test_default_config_composes_every_group() -> None:
     assert set(cfg.models) == set(config.MODEL_ROLES)
     assert cfg.ray.address is None
     assert config.find_secrets(cfg) == []
+    # keys added with the streaming pipeline and the storage layer
+    assert cfg.storage.endpoint_url is None  # null: AWS_ENDPOINT_URL, or AWS itself
+    assert cfg.ray.observe.clip_timeout_s is None
+    assert int(cfg.ray.rounds) >= 1
+    assert cfg.ray.get("schedule") in (None, "streaming")
+    assert "pass1" not in cfg.ray  # pass 1 runs on the observe pool now
+    assert float(cfg.output.lock_stale_seconds) == 600
+    assert float(cfg.output.lock_heartbeat_seconds) == 30
+    assert 0 <= float(cfg.teams.refit_fraction) <= 1
+    _build_consumers(cfg)
+
+
+def test_hydra_run_dir_is_under_the_working_directory() -> None:
+    cfg = _compose([], hydra=True)
+    run_dir = str(cfg.hydra.run.dir)
+    assert run_dir.startswith("logs/hydra/"), run_dir
+    assert "output" not in run_dir  # no longer under output.root (which may be s3://)
+    assert cfg.hydra.job.chdir is False
+    moved = _compose(["output.root=s3://bucket/out"], hydra=True)
+    assert str(moved.hydra.run.dir).startswith("logs/hydra/")
+
+
+@pytest.mark.parametrize(("group", "option"), GROUP_OPTIONS)
+def test_every_group_option_composes_and_builds(group: str, option: str) -> None:
+    cfg = _compose([f"{group}={option}"])
+    assert config.find_secrets(cfg) == []
+    _build_consumers(cfg)
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_every_experiment_builds(experiment: str, tmp_path: Path) -> None:
+    cfg = _compose([f"+experiment={experiment}", f"data.labels={tmp_path}"])
+    assert config.find_secrets(cfg) == []
+    _build_consumers(cfg)
+
+
+def test_sweep_config_composes_and_builds() -> None:
+    cfg = _compose([], name="sweep")
+    assert ResolveConfig.from_mapping(config.to_plain(cfg.resolve))
+    assert config.to_dataclass(TeamsConfig, cfg.teams)
+    assert cfg.sweep.out_root
 
 
 @pytest.mark.parametrize("experiment", ["smoke", "replay"])
@@ -48,7 +116,15 @@ def test_experiments_compose_and_override_only_models_data_output(experiment: st
 def test_cluster_ray_option() -> None:
     cfg = _compose(["ray=cluster"])
     assert cfg.ray.address == "auto"
-    assert config.to_plain(cfg.ray.observe.actors) == [1, 16]
+    low, high = config.to_plain(cfg.ray.observe.actors)
+    assert 1 <= low < high  # autoscales with the GPU workers
+    assert float(cfg.ray.observe.num_gpus) >= 1
+    assert float(cfg.ray.observe.clip_timeout_s) > 0  # a hung clip cannot hold a GPU forever
+    assert int(cfg.ray.rounds) >= 1
+    assert "pass1" not in cfg.ray
+    kwargs = ray_init_kwargs(cfg)
+    assert kwargs["address"] == "auto"
+    assert "num_cpus" not in kwargs and "num_gpus" not in kwargs  # the cluster decides
 
 
 @pytest.mark.parametrize(("role", "option"), OPTIONS)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -19,7 +20,10 @@ from pathlib import Path
 import pytest
 from omegaconf import DictConfig
 
-from hoopray import pipeline, store
+from hoopray import job, outputs, stages, store
+from hoopray import manifest as mf
+from hoopray.settings import Settings
+from hoopray.video import GameInput
 from tests.reliability_corpus import config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,7 +61,7 @@ def content(out: Path, game_id: str) -> dict[str, list[str]]:
     """Every table of a game as sorted rows (JSON), timing columns left out."""
     found = {}
     for name in TABLES:
-        table = store.read_table(out, name, game_id)
+        table = store.read_table(str(out), name, game_id)
         keep = [c for c in table.column_names if c not in TIMING]
         rows = table.select(keep).to_pylist()
         found[name] = sorted(json.dumps(r, sort_keys=True, default=str) for r in rows)
@@ -65,7 +69,7 @@ def content(out: Path, game_id: str) -> dict[str, list[str]]:
 
 
 def _run(cfg: DictConfig) -> int:
-    return pipeline.run_job(cfg, incremental=False, start_ray=lambda **k: None)
+    return job.run_job(cfg, incremental=False, start_ray=lambda **k: None)
 
 
 # --------------------------------------------------------------------------- actor killed
@@ -81,12 +85,7 @@ def test_killed_observe_actor_is_retried_and_a_poison_clip_fails_alone(
     make_game(games, labels, "g", seed=5, clips=3, seconds=1.5, fps=10, size=SIZE)
     make_game(games, labels, "p", seed=6, clips=2, seconds=1.0, fps=10, size=SIZE)
     killed = tmp_path / "killed"
-    calm = config(games, labels, tmp_path / "calm", FAULTY, "data.games=[g]")
-    assert _run(calm) == 0
-    faulty = config(
-        games,
-        labels,
-        tmp_path / "faulty",
+    faults = (
         FAULTY,
         "+models.tracker.crash=g/clip-02",
         "+models.tracker.crash_frame=6",
@@ -94,27 +93,43 @@ def test_killed_observe_actor_is_retried_and_a_poison_clip_fails_alone(
         "+models.tracker.poison=p/clip-02",
         "++ray.observe.max_task_retries=1",
     )
-    assert _run(faulty) == 1
+    assert _run(config(games, labels, tmp_path / "faulty", *faults)) == 1
     assert killed.read_text() == "killed at frame 6\n"  # the actor did die mid-clip
+    # the same config (so the same stage hashes) undisturbed: the crash marker exists now
+    # and the poison clip's game is left out
+    assert _run(config(games, labels, tmp_path / "calm", *faults, "data.games=[g]")) == 0
+    assert killed.read_text() == "killed at frame 6\n"
     status = {
         (r["game_id"], r["clip_id"]): r
-        for r in store.read_table(tmp_path / "faulty", "status/clips").to_pylist()
+        for r in store.read_table(str(tmp_path / "faulty"), "status/clips").to_pylist()
     }
     assert len(status) == 5
     poison = status[("p", "clip-02")]
     assert (poison["status"], poison["stage"]) == ("failed", "observe")
-    assert "died on every try (2)" in poison["reason"]
-    assert not store.table_path(tmp_path / "faulty", "observations/tracks", "p", "clip-02").exists()
+    assert "the observe worker died on every try (2)" in poison["reason"]
+    for name in TABLES[:4]:
+        assert not os.path.exists(store.table_path(str(tmp_path / "faulty"), name, "p", "clip-02"))
     assert all(r["status"] == "ok" for k, r in status.items() if k != ("p", "clip-02"))
     expected, got = content(tmp_path / "calm", "g"), content(tmp_path / "faulty", "g")
     for name in TABLES:
         assert got[name] == expected[name], name
-    tracks = store.read_table(tmp_path / "faulty", "observations/tracks", "g", "clip-02")
+    tracks = store.read_table(str(tmp_path / "faulty"), "observations/tracks", "g", "clip-02")
     keys = list(zip(tracks["frame"].to_pylist(), tracks["track_id"].to_pylist(), strict=True))
     assert len(keys) == len(set(keys)) > 0
 
 
 # --------------------------------------------------------------------------- job killed
+
+
+HEARTBEAT, STALE = 1, 5  # the killed job's lease is taken over by the rerun after STALE s
+
+
+def _wait_until_stale(out: Path) -> None:
+    """Wait until the lease the killed job left (``_lock``) is stale."""
+    lock = out / "_lock"
+    if lock.is_file():
+        age = time.time() - float(json.loads(lock.read_text())["heartbeat_epoch"])
+        time.sleep(max(0.0, STALE + 1 - age))
 
 
 def _job(out: Path, games: Path, labels: Path, marker: Path, hydra_dir: Path) -> list[str]:
@@ -126,69 +141,82 @@ def _job(out: Path, games: Path, labels: Path, marker: Path, hydra_dir: Path) ->
         f"data.labels={labels}",
         f"output.root={out}",
         f"hydra.run.dir={hydra_dir}",
-        FAULTY,
-        f"+models.tracker.marker={marker}",
-        "+models.tracker.pause_env=HOOPRAY_TEST_PAUSE_AFTER",
-        "++output.checkpoint_seconds=0",
+        *_paused(marker),
+        f"output.lock_heartbeat_seconds={HEARTBEAT}",
+        f"output.lock_stale_seconds={STALE}",
         "observe.read_stride=2",
         "teams.umap_neighbors=500",
         "ray.num_cpus=2",
     ]
 
 
-def _observed_in_manifest(out: Path) -> set[str]:
-    path = out / "_manifest" / "manifest.json"
-    if not path.is_file():
-        return set()
-    clips = json.loads(path.read_text())["games"].get("k", {}).get("clips", {})
-    return {c for c, e in clips.items() if e["observe_hash"]}
+def _paused(marker: Path) -> tuple[str, ...]:
+    """The fault double that pauses when ``HOOPRAY_TEST_PAUSE_AFTER`` is set (and runs
+    undisturbed, with the same config and so the same stage hashes, when it is not)."""
+    return (
+        FAULTY,
+        f"+models.tracker.marker={marker}",
+        "+models.tracker.pause_env=HOOPRAY_TEST_PAUSE_AFTER",
+    )
 
 
-def _observed_clips_in_log(hydra_dir: Path) -> set[str]:
+def _finished_clips(out: Path, game_id: str) -> set[str]:
+    """Clips whose observations are complete: their ``observations/clip`` marker exists."""
+    return set(store.list_clips(str(out), "observations/clip", game_id))
+
+
+OBSERVED_LINE = re.compile(r"\bobserved (\d+)/(\d+) \((\S+)/(\S+) (\w+)\)")
+
+
+def _observed_in_log(hydra_dir: Path, game_id: str) -> list[tuple[int, int, str, str]]:
+    """(done, total, clip id, status) of each "observed N/M (<game>/<clip> <status>)" line."""
     text = (hydra_dir / "nightly.log").read_text()
-    return {
-        line.split("observed k/")[1].split()[0]
-        for line in text.splitlines()
-        if "observed k/" in line
-    }
+    return [
+        (int(m[1]), int(m[2]), m[4], m[5]) for m in OBSERVED_LINE.finditer(text) if m[3] == game_id
+    ]
 
 
 @pytest.mark.slow
 def test_job_killed_mid_game_reruns_only_the_rest(ray_local, tmp_path: Path) -> None:
     from hoopray.synthetic import make_game
 
-    games, labels = tmp_path / "games", tmp_path / "labels"
+    games, labels, out = tmp_path / "games", tmp_path / "labels", tmp_path / "out"
     make_game(games, labels, "k", seed=7, clips=4, seconds=1.5, fps=10, size=SIZE)
     paused = tmp_path / "paused"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    env.pop("HOOPRAY_TEST_PAUSE_AFTER", None)
 
-    job = subprocess.Popen(
-        _job(tmp_path / "out", games, labels, paused, tmp_path / "h1"),
+    first = subprocess.Popen(
+        _job(out, games, labels, paused, tmp_path / "h1"),
         cwd=tmp_path,
         env={**env, "HOOPRAY_TEST_PAUSE_AFTER": "2"},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
-    try:  # paused on its third clip; the driver may not have heard of the second yet
+    try:  # paused on its third clip, after the first two wrote their markers
         deadline = time.monotonic() + 240
-        while not (paused.exists() and _observed_in_manifest(tmp_path / "out")):
-            assert job.poll() is None, "the job ended before it could be killed"
+        while not (paused.exists() and _finished_clips(out, "k")):
+            assert first.poll() is None, "the job ended before it could be killed"
             assert time.monotonic() < deadline, "the job never reached its third clip"
             time.sleep(0.2)
     finally:
-        os.killpg(job.pid, signal.SIGKILL)
-        job.wait(timeout=60)
-    done = _observed_in_manifest(tmp_path / "out")
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait(timeout=60)
+    assert paused.read_text() == "paused before clip 3\n"
+    assert mf.load_game(str(out), "k") is None  # killed before the game was finished
+    done = _finished_clips(out, "k")
     rest = {"clip-01", "clip-02", "clip-03", "clip-04"} - done
     assert done and len(rest) >= 2
     written = {
-        c: store.table_path(tmp_path / "out", "observations/clip", "k", c).stat().st_mtime_ns
+        c: os.stat(store.table_path(str(out), "observations/clip", "k", c)).st_mtime_ns
         for c in done
     }
 
+    assert (out / "_lock").is_file()  # the killed job could not release its lease
+    _wait_until_stale(out)
     rerun = subprocess.run(
-        _job(tmp_path / "out", games, labels, paused, tmp_path / "h2"),
+        _job(out, games, labels, paused, tmp_path / "h2"),
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -197,14 +225,21 @@ def test_job_killed_mid_game_reruns_only_the_rest(ray_local, tmp_path: Path) -> 
         check=False,
     )
     assert rerun.returncode == 0, (rerun.stdout + rerun.stderr)[-3000:]
-    assert _observed_clips_in_log(tmp_path / "h2") == rest
+    assert "taking over stale lease" in (tmp_path / "h2" / "nightly.log").read_text()
+    assert not (out / "_lock").exists()
+    observed = _observed_in_log(tmp_path / "h2", "k")
+    assert {clip for _, _, clip, _ in observed} == rest, observed
+    assert len(observed) == len(rest)
+    assert all(total == len(rest) and status == "ok" for _, total, _, status in observed)
+    assert sorted(n for n, _, _, _ in observed) == list(range(1, len(rest) + 1))
     for clip_id, mtime in written.items():
-        path = store.table_path(tmp_path / "out", "observations/clip", "k", clip_id)
-        assert path.stat().st_mtime_ns == mtime, f"{clip_id} was observed again"
+        path = store.table_path(str(out), "observations/clip", "k", clip_id)
+        assert os.stat(path).st_mtime_ns == mtime, f"{clip_id} was observed again"
+    assert _finished_clips(out, "k") == {"clip-01", "clip-02", "clip-03", "clip-04"}
 
-    whole = config(games, labels, tmp_path / "whole", FAULTY)
-    assert pipeline.run_job(whole, incremental=True, start_ray=lambda **k: None) == 0
-    assert content(tmp_path / "out", "k") == content(tmp_path / "whole", "k")
+    whole = config(games, labels, tmp_path / "whole", *_paused(paused))
+    assert job.run_job(whole, incremental=True, start_ray=lambda **k: None) == 0
+    assert content(out, "k") == content(tmp_path / "whole", "k")
 
 
 # --------------------------------------------------------------------------- write error
@@ -232,8 +267,14 @@ def _failing_write(monkeypatch: pytest.MonkeyPatch, table: str, clip_id: str) ->
     return attempts
 
 
-def _parquet_of(out: Path, clip_id: str) -> list[Path]:
-    return [p for p in out.rglob("*") if p.is_file() and f"clip_id={clip_id}" in str(p)]
+def _parquet_of(out: Path, clip_id: str, *, status: bool = True) -> list[Path]:
+    return [
+        p
+        for p in out.rglob("*")
+        if p.is_file()
+        and f"clip_id={clip_id}" in str(p)
+        and (status or "/status/clips/" not in p.as_posix())
+    ]
 
 
 @pytest.fixture
@@ -243,54 +284,88 @@ def small_game(tmp_path: Path) -> dict:
 
     games, labels = tmp_path / "games", tmp_path / "labels"
     make_game(games, labels, "w", seed=8, clips=2, seconds=1.0, fps=10, size=SIZE)
-    settings = pipeline.Settings.from_cfg(config(games, labels, tmp_path / "out"))
-    rows = [
-        {**r, "game_dir": str(games / "w")} for r in pipeline.iter_clip_rows(discover_games(games))
+    settings = Settings.from_cfg(config(games, labels, tmp_path / "out"))
+    (game,) = discover_games(str(games))
+    items = [
+        {
+            "kind": stages.OBSERVE,
+            "game_id": game.game_id,
+            "clip_id": clip.clip_id,
+            "path": str(clip.path),
+            "fingerprint": clip.fingerprint,
+            "game_dir": str(game.directory),
+            "clips": "",
+        }
+        for clip in game.clips
     ]
-    return {"settings": settings, "rows": rows, "out": tmp_path / "out"}
+    assert [i["clip_id"] for i in items] == ["clip-01", "clip-02"]
+    return {"settings": settings, "items": items, "game": game, "out": tmp_path / "out"}
 
 
-def _observe(settings: pipeline.Settings, rows: list[dict]) -> list[dict]:
-    stage = pipeline.ObserveStage(settings)
+def _observe(settings: Settings, items: list[dict]) -> list[dict]:
+    worker = stages.GpuWorker(settings)
     return [
-        pipeline.batch_rows(stage(pipeline.rows_batch([r], pipeline.CLIP_KEYS)))[0] for r in rows
+        stages.batch_rows(worker(stages.rows_batch([item], stages.WORK_KEYS)))[0] for item in items
     ]
 
 
 def test_write_error_in_observe_fails_the_clip_and_leaves_no_partial_file(
     small_game: dict, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    out = small_game["out"]
     attempts = _failing_write(monkeypatch, "observations/team_votes", "clip-02")
-    statuses = _observe(small_game["settings"], small_game["rows"])
+    statuses = _observe(small_game["settings"], small_game["items"])
     assert attempts, "the failing write was never reached"
     ok, failed = statuses
-    assert ok["status"] == "ok"
+    assert (ok["kind"], ok["status"]) == ("observe", "ok")
     assert (failed["status"], failed["stage"]) == ("failed", "observe")
     assert "No space left on device" in failed["reason"]
-    assert _parquet_of(small_game["out"], "clip-02") == []  # tracks and reads removed too
-    assert len(_parquet_of(small_game["out"], "clip-01")) == 4
+    # tracks and reads removed too; only the worker's own failed status row is left
+    assert _parquet_of(out, "clip-02", status=False) == []
+    stored = outputs.read_status(str(out), "w", "clip-02")
+    assert stored is not None
+    assert (stored["status"], stored["stage"]) == ("failed", "observe")
+    assert "No space left on device" in stored["reason"]
+    assert len(_parquet_of(out, "clip-01")) == 4
+    assert not [p for p in out.rglob(".*") if p.is_file()]
+
+
+def _game_payload(game: GameInput, settings: Settings) -> dict:
+    """What the driver hands :func:`hoopray.stages.finish_game`: every clip resolved and
+    rendered, none removed, the game's fit as recorded (None: never fitted)."""
+    return {
+        "game_id": game.game_id,
+        "game_dir": str(game.directory),
+        "roster_fingerprint": outputs.roster_fingerprint(game.roster_path),
+        "removed": [],
+        "fit": stages.read_fit(settings.out_root, game.game_id),
+        "clips": {c.clip_id: {"resolve": True, "render": True} for c in game.clips},
+    }
 
 
 def test_write_error_in_resolve_fails_the_clip_and_leaves_no_partial_file(
     small_game: dict, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings, out = small_game["settings"], small_game["out"]
-    observed = _observe(settings, small_game["rows"])
+    observed = _observe(settings, small_game["items"])
     assert all(r["status"] == "ok" for r in observed)
     attempts = _failing_write(monkeypatch, "identities/frames", "clip-02")
-    rows = [
-        {**r, "game_dir": small_game["rows"][0]["game_dir"], "prev_identities_hash": ""}
-        for r in observed
-    ]
-    batch = pipeline.rows_batch(rows, pipeline.RESOLVE_IN_KEYS)
-    resolved = {
-        r["clip_id"]: r for r in pipeline.batch_rows(pipeline.resolve_game_group(batch, settings))
-    }
+    payload = _game_payload(small_game["game"], settings)
+    finished = stages.finish_game(settings, payload, observed)
+    resolved = {r["clip_id"]: r for r in finished}
     assert attempts
+    assert set(resolved) == {"clip-01", "clip-02"}
     assert resolved["clip-01"]["status"] == "ok"
     assert (resolved["clip-02"]["status"], resolved["clip-02"]["stage"]) == ("failed", "resolve")
     assert "No space left on device" in resolved["clip-02"]["reason"]
     for name in ("identities/tracks", "identities/frames"):
-        assert not store.table_path(out, name, "w", "clip-02").exists(), name
-        assert store.table_path(out, name, "w", "clip-01").is_file(), name
+        assert not os.path.exists(store.table_path(str(out), name, "w", "clip-02")), name
+        assert os.path.isfile(store.table_path(str(out), name, "w", "clip-01")), name
+    stored = outputs.read_status(str(out), "w", "clip-02")
+    assert stored is not None and (stored["status"], stored["stage"]) == ("failed", "resolve")
+    entry = mf.load_game(str(out), "w")
+    assert entry is not None
+    assert (entry.clips["clip-02"].status, entry.clips["clip-02"].stage) == ("failed", "resolve")
+    assert not os.path.exists(outputs.video_path(str(out), "w", "clip-02"))
+    assert os.path.isfile(outputs.video_path(str(out), "w", "clip-01"))
     assert not [p for p in out.rglob(".*") if p.is_file()]

@@ -20,12 +20,20 @@ LIGHT_MODULES = [
     "hoopray.voting",
     "hoopray.roster",
     "hoopray.store",
+    "hoopray.manifest",
+    "hoopray.settings",
+    "hoopray.outputs",
+    "hoopray.lease",
     "hoopray.resolve",
     "hoopray.evaluate",
     "hoopray.report",
     "hoopray.teams",
     "hoopray.observe",
+    # the layers of the streaming graph: Ray and the models load inside functions and
+    # workers only, so the driver's planning and the tests import them cheaply
+    "hoopray.stages",
     "hoopray.pipeline",
+    "hoopray.job",
     "hoopray.models.base",
 ]
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import re
 import shutil
 from pathlib import Path
 
@@ -16,7 +18,8 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-from hoopray import pipeline, store
+from hoopray import job, pipeline, store
+from hoopray.settings import Settings
 from hoopray.types import ClipStatus
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
@@ -78,7 +81,7 @@ def first_run(ray_local, inputs: dict[str, Path]) -> dict[str, object]:
     logging.getLogger("hoopray").addHandler(handler)
     logging.getLogger("hoopray").setLevel(logging.INFO)
     try:
-        code = pipeline.run_job(cfg, incremental=False, start_ray=lambda **kw: None)
+        code = job.run_job(cfg, incremental=False, start_ray=lambda **kw: None)
     finally:
         logging.getLogger("hoopray").removeHandler(handler)
     return {"code": code, "cfg": cfg, "log": handler.lines}
@@ -107,19 +110,19 @@ def test_two_games_end_to_end(first_run: dict, inputs: dict[str, Path]) -> None:
         assert roster_copy.read_bytes() == (inputs["games"] / game_id / "roster.yaml").read_bytes()
         for clip_id in ("clip-01", "clip-02"):
             for name in ("observations/tracks", "observations/clip", "identities/frames"):
-                assert store.table_path(out, name, game_id, clip_id).is_file(), name
+                assert os.path.isfile(store.table_path(str(out), name, game_id, clip_id)), name
             video = out / game_id / "videos" / f"{clip_id}.mp4"
             with av.open(str(video)) as container:
                 stream = container.streams.video[0]
                 assert stream.codec_context.name == "h264"
                 assert sum(1 for _ in container.decode(stream)) == 30
-    identities = store.read_table(out, "identities/tracks")
+    identities = store.read_table(str(out), "identities/tracks")
     assert identities.num_rows > 0
     assert "confirmed" in identities.column("status").to_pylist()
 
 
 def test_broken_clip_is_a_status_row_and_the_rest_finish(first_run, inputs) -> None:
-    status = store.read_table(inputs["out"], "status/clips").to_pylist()
+    status = store.read_table(str(inputs["out"]), "status/clips").to_pylist()
     by_clip = {(r["game_id"], r["clip_id"]): r for r in status}
     assert len(by_clip) == 5
     broken = by_clip[(GAMES[1], "broken")]
@@ -131,10 +134,22 @@ def test_broken_clip_is_a_status_row_and_the_rest_finish(first_run, inputs) -> N
     assert not (inputs["out"] / GAMES[1] / "videos" / "broken.mp4").exists()
 
 
+PROGRESS = re.compile(
+    r"^observed (\d+)/(\d+) \((game-[ab])/(clip-0[12]|broken) (ok|failed)\), "
+    r"[\d.]+/min, ETA (\d+ s|\?)"
+)
+
+
 def test_progress_lines_per_clip(first_run) -> None:
     observed = [line for line in first_run["log"] if line.startswith("observed ")]
     assert len(observed) == 5
-    assert all("left)" in line for line in observed)
+    found = [PROGRESS.match(line) for line in observed]
+    assert all(found), observed
+    assert sorted(int(m[1]) for m in found) == [1, 2, 3, 4, 5]
+    assert {int(m[2]) for m in found} == {5}
+    clips = {(m[3], m[4]): m[5] for m in found}
+    assert len(clips) == 5 and clips[(GAMES[1], "broken")] == "failed"
+    assert sum(status == "ok" for status in clips.values()) == 4
 
 
 def test_run_summary_json(first_run, inputs) -> None:
@@ -143,7 +158,8 @@ def test_run_summary_json(first_run, inputs) -> None:
     assert summary["totals"]["clips_ok"] == 4
     assert summary["totals"]["clips_failed"] == 1
     assert summary["exit_code"] == 1
-    assert {"teams", "observe", "resolve+render"} <= set(summary["stage_seconds"])
+    assert {"observe", "resolve", "render"} <= set(summary["stage_seconds"])
+    assert summary["stage_seconds"]["observe"] > 0
 
 
 def test_tables_readable_by_duckdb_and_polars(first_run, inputs) -> None:
@@ -160,24 +176,34 @@ def test_tables_readable_by_duckdb_and_polars(first_run, inputs) -> None:
     assert {"game_id", "clip_id", "track_id", "status"} <= set(frame.columns)
 
 
+def _manifest(out: Path) -> dict[str, str]:
+    return {p.name: p.read_text() for p in sorted((out / "_manifest" / "games").glob("*.json"))}
+
+
 def test_nightly_after_a_full_run_does_nothing(first_run, inputs) -> None:
-    manifest = (inputs["out"] / "_manifest" / "manifest.json").read_text()
-    status = store.table_path(inputs["out"], "status/clips", GAMES[0], "clip-01")
-    before = status.stat().st_mtime_ns
-    assert pipeline.run_job(first_run["cfg"], incremental=True, start_ray=_no_ray) == 0
-    assert status.stat().st_mtime_ns == before
-    assert (inputs["out"] / "_manifest" / "manifest.json").read_text() == manifest
+    manifest = _manifest(inputs["out"])
+    assert set(manifest) == {f"{g}.json" for g in GAMES}
+    status = store.table_path(str(inputs["out"]), "status/clips", GAMES[0], "clip-01")
+    before = os.stat(status).st_mtime_ns
+    assert job.run_job(first_run["cfg"], incremental=True, start_ray=_no_ray) == 0
+    assert os.stat(status).st_mtime_ns == before
+    assert _manifest(inputs["out"]) == manifest
 
 
-def test_nightly_plans_only_the_changed_game(first_run, inputs) -> None:
-    settings = pipeline.Settings.from_cfg(first_run["cfg"])
+def test_nightly_plans_only_the_changed_game_and_a_refit_never_reobserves(
+    first_run, inputs
+) -> None:
+    settings = Settings.from_cfg(first_run["cfg"])
     changed = inputs["games"] / GAMES[0] / "clip-02.mp4"
     original = changed.read_bytes()
     try:
         shutil.copyfile(inputs["games"] / GAMES[0] / "clip-01.mp4", changed)
-        run = pipeline.plan_run(settings, inputs["games"])
+        run = pipeline.plan_run(settings, str(inputs["games"]))
     finally:
         changed.write_bytes(original)
     plans = {p.game_id: p for p in run.plans}
-    assert plans[GAMES[0]].fit_teams and all(c.observe for c in plans[GAMES[0]].clips)
+    game = plans[GAMES[0]]
+    assert game.fit_teams  # 1 of 2 clips changed: over teams.refit_fraction
+    work = {c.clip_id: (c.observe, c.resolve, c.render) for c in game.clips}
+    assert work == {"clip-01": (False, True, True), "clip-02": (True, True, True)}
     assert plans[GAMES[1]].idle

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import pytest
 
+from hoopray import job, store
 from hoopray import manifest as mf
-from hoopray import pipeline, store
 from tests.reliability_corpus import CASES, Case, Corpus, build_corpus, config
 
 pytestmark = [pytest.mark.reliability, pytest.mark.slow]
@@ -81,8 +81,8 @@ def run(ray_local, corpus: Corpus, tmp_path_factory: pytest.TempPathFactory) -> 
     cfg = config(corpus.games, corpus.labels, out)
     stdout = io.StringIO()
     with unreadable(corpus.unreadable), contextlib.redirect_stdout(stdout):
-        code = pipeline.run_job(cfg, incremental=False, start_ray=lambda **kw: None)
-    rows = store.read_table(out, "status/clips").to_pylist()
+        code = job.run_job(cfg, incremental=False, start_ray=lambda **kw: None)
+    rows = store.read_table(str(out), "status/clips").to_pylist()
     return {
         "code": code,
         "out": out,
@@ -115,7 +115,7 @@ def test_case_outcome(case: Case, run: dict) -> None:
         assert row["reason"] is None, row
     out = run["out"]
     partitions = {
-        name: store.table_path(out, name, case.game_id, case.clip_id).is_file()
+        name: os.path.isfile(store.table_path(str(out), name, case.game_id, case.clip_id))
         for name in ("observations/tracks", "observations/clip", "identities/frames")
     }
     video = out / case.game_id / "videos" / f"{case.clip_id}.mp4"
@@ -127,14 +127,16 @@ def test_case_outcome(case: Case, run: dict) -> None:
         assert not video.exists()
         return
     assert all(partitions.values()) and video.is_file(), partitions
-    clip = store.read_table(out, "observations/clip", case.game_id, case.clip_id).to_pylist()[0]
+    (clip,) = store.read_table(
+        str(out), "observations/clip", case.game_id, case.clip_id
+    ).to_pylist()
     assert row["frames"] == clip["frames"] > 0
     if case.frames is not None:
         assert clip["frames"] == case.frames
     if case.size is not None:
         assert (clip["width"], clip["height"]) == case.size
     if case.tracks:
-        tracks = store.read_table(out, "observations/tracks", case.game_id, case.clip_id)
+        tracks = store.read_table(str(out), "observations/tracks", case.game_id, case.clip_id)
         assert tracks.num_rows > 0, "the replay doubles found no player: decoded wrongly?"
 
 
@@ -158,7 +160,7 @@ def test_one_row_per_case_and_nothing_else(run: dict) -> None:
 
 
 def test_empty_first_second_starts_tracks_late(run: dict) -> None:
-    tracks = store.read_table(run["out"], "observations/tracks", "ctl", "empty-start")
+    tracks = store.read_table(str(run["out"]), "observations/tracks", "ctl", "empty-start")
     assert tracks.num_rows and min(tracks.column("frame").to_pylist()) >= 10
 
 
@@ -173,7 +175,7 @@ def test_nothing_escaped_and_no_roster_code_ran(run: dict, corpus: Corpus) -> No
 
 def test_nightly_after_the_corpus_does_nothing(run: dict, corpus: Corpus) -> None:
     with unreadable(corpus.unreadable), contextlib.redirect_stdout(io.StringIO()):
-        assert pipeline.run_job(run["cfg"], incremental=True, start_ray=_no_ray) == 0
+        assert job.run_job(run["cfg"], incremental=True, start_ray=_no_ray) == 0
 
 
 def test_fixed_roster_reresolves_without_observing_again(run: dict, corpus: Corpus) -> None:
@@ -183,45 +185,71 @@ def test_fixed_roster_reresolves_without_observing_again(run: dict, corpus: Corp
     from hoopray.synthetic import make_roster
 
     out = run["out"]
-    observed = store.table_path(out, "observations/clip", "bad-roster", "clip-01")
-    before = observed.stat().st_mtime_ns
+    observed = store.table_path(str(out), "observations/clip", "bad-roster", "clip-01")
+    before = os.stat(observed).st_mtime_ns
     roster, _ = make_roster(2, ("#1d428a", "#ce1141"), 5)
     (corpus.games / "bad-roster" / "roster.yaml").write_text(yaml.safe_dump(roster))
     with unreadable(corpus.unreadable), contextlib.redirect_stdout(io.StringIO()):
-        code = pipeline.run_job(run["cfg"], incremental=True, start_ray=lambda **kw: None)
+        code = job.run_job(run["cfg"], incremental=True, start_ray=lambda **kw: None)
     assert code == 1  # the run reports the corpus's other failures again
-    row = store.read_table(out, "status/clips", "bad-roster", "clip-01").to_pylist()[0]
+    row = store.read_table(str(out), "status/clips", "bad-roster", "clip-01").to_pylist()[0]
     assert (row["status"], row["reason"]) == ("ok", None)
-    assert observed.stat().st_mtime_ns == before
+    assert os.stat(observed).st_mtime_ns == before
     assert (out / "bad-roster" / "videos" / "clip-01.mp4").is_file()
 
 
 # --------------------------------------------------------------------------- planning
 
 
-def _entry(clips: dict[str, str], hashes: mf.StageHashes, **kw: object) -> mf.GameEntry:
-    failed = kw.pop("failed_at", None)
+def _entry(
+    clips: dict[str, str],
+    hashes: mf.StageHashes,
+    *,
+    failed_at: str | None = None,
+    team_failed: bool = False,
+) -> mf.GameEntry:
+    """The entry a finished run left: fitted on ``clips``, every clip ok or failed at
+    ``failed_at``, with roster ``roster-1`` and the stage hashes of ``hashes``."""
     return mf.GameEntry(
-        clips_key=mf.clips_key(clips),
         team_hash=hashes.team,
+        team_clips=dict(clips),
+        team_failed=team_failed,
         roster_fingerprint="roster-1",
+        resolve_hash=hashes.resolve,
         clips={
             cid: mf.ClipEntry(
                 fingerprint=fp,
-                status="failed" if failed else "ok",
-                stage=failed,
+                status="failed" if failed_at else "ok",
+                stage=failed_at,
                 observe_hash=hashes.observe,
-                resolve_hash=hashes.resolve,
                 render_hash=hashes.render,
             )
             for cid, fp in clips.items()
         },
-        **kw,  # type: ignore[arg-type]
+    )
+
+
+def _inputs(
+    clips: dict[str, str],
+    roster: str,
+    *,
+    observed: bool = True,
+    fit: mf.Fit | None = None,
+) -> mf.GameInputs:
+    """A game's inputs as :func:`hoopray.pipeline.plan_run` finds them: ``observed``:
+    every clip has complete observations of the current config."""
+    return mf.GameInputs(
+        "g",
+        dict(clips),
+        roster_fingerprint=roster,
+        observed={c: (fp, HASHES.observe) for c, fp in clips.items()} if observed else {},
+        fit=fit,
     )
 
 
 HASHES = mf.StageHashes(team="t", observe="o", resolve="r", render="v")
 CLIPS = {"a": "fa"}
+FITTED = mf.Fit(HASHES.team, dict(CLIPS))
 
 
 @pytest.mark.parametrize(
@@ -231,10 +259,14 @@ CLIPS = {"a": "fa"}
 def test_a_failed_team_fit_is_not_redone_every_night(
     team_failed: bool, model_present: bool, fit: bool
 ) -> None:
-    game = mf.GameInputs("g", CLIPS, "roster-1", model_present, frozenset(CLIPS))
+    # plan_run passes the recorded fit when the model is present or that fit failed
+    recorded = mf.Fit(HASHES.team, dict(CLIPS), failed=team_failed)
+    last = recorded if model_present or team_failed else None
+    game = _inputs(CLIPS, "roster-1", fit=last)
     plan = mf.plan_game(game, _entry(CLIPS, HASHES, team_failed=team_failed), HASHES)
     assert plan.fit_teams is fit
     assert plan.idle is not fit
+    assert not any(c.observe for c in plan.clips)
 
 
 @pytest.mark.parametrize(
@@ -243,14 +275,16 @@ def test_a_failed_team_fit_is_not_redone_every_night(
         ("roster", "roster-1", True, (False, False, False)),  # same roster: left alone
         ("roster", "roster-2", True, (False, True, True)),  # fixed: resolve again
         ("roster", "roster-2", False, (True, True, True)),  # observations gone: observe
-        ("observe", "roster-2", True, (False, False, False)),  # other failures: left alone
+        ("observe", "roster-2", False, (False, False, False)),  # other failures: left alone
+        ("resolve", "roster-2", True, (False, False, False)),  # (as is any other stage's)
+        ("observe", "roster-1", True, (False, True, True)),  # a killed rerun observed it
         (None, "roster-2", True, (False, True, True)),  # ok clips: resolved as before
     ],
 )
 def test_a_changed_roster_retries_the_clips_that_failed_at_roster(
     failed_at: str | None, roster: str, observed: bool, work: tuple[bool, bool, bool]
 ) -> None:
-    game = mf.GameInputs("g", CLIPS, roster, True, frozenset(CLIPS if observed else ()))
+    game = _inputs(CLIPS, roster, observed=observed, fit=FITTED)
     plan = mf.plan_game(game, _entry(CLIPS, HASHES, failed_at=failed_at), HASHES)
     (clip,) = plan.clips
     assert (clip.observe, clip.resolve, clip.render) == work
