@@ -537,20 +537,23 @@ def main(argv: Sequence[str] | None = None) -> list[Size]:
             sizes.append(measure(root, repeats=args.repeats, reads=args.reads, seed=args.seed))
             print(
                 f"{clips} clips in {root.game_count} games: archive ready in {built:.1f} s "
-                f"({root.base}), measured in {time.perf_counter() - started - built:.1f} s"
+                f"({root.base}), measured in {time.perf_counter() - started - built:.1f} s, "
+                f"load avg {os.getloadavg()[0]:.1f}"
             )
-    print(
-        f"{args.per_game} clips per game; identities of {args.tracks} tracks x {args.frames} "
-        f"frames per clip; fastest of {args.repeats} repeats; reads: {args.reads} random clips"
-    )
-    print(table(sizes))
-    small, large = sizes[0], sizes[-1]
-    for m, ratio in ratios(small, large).items():
-        print(f"per-clip ratio {label(large.clips)}/{label(small.clips)} {m}: {ratio:.3f}")
-    for size in sizes:
-        for problem in size.problems_found():
-            print(f"check failed: {problem}")
-    print(f"total {time.perf_counter() - total:.0f} s")
+        print(
+            f"{args.per_game} clips per game; identities of {args.tracks} tracks x "
+            f"{args.frames} frames per clip; fastest of {args.repeats} repeats; read: "
+            f"{args.reads} random clips per repeat"
+        )
+        print(table(sizes))
+        small, large = sizes[0], sizes[-1]
+        for m, ratio in ratios(small, large).items():
+            print(f"per-clip ratio {label(large.clips)}/{label(small.clips)} {m}: {ratio:.3f}")
+        for size in sizes:
+            for problem in size.problems_found():
+                print(f"check failed: {problem}")
+        print(f"total {time.perf_counter() - total:.0f} s (before removing the archives)")
+        sys.stdout.flush()
     print(verdict(sizes))
     return sizes
 

@@ -1,13 +1,15 @@
 """Re-resolving a game from stored observations against observing it.
 
-A synthetic game is observed once (the expensive, model-bound pass), its observations are
-written as Parquet (:func:`hoopray.pipeline.write_observations`), and then every setting of
-a threshold grid re-reads them and re-resolves every clip (:func:`hoopray.resolve.resolve`),
-as ``jobs/sweep.py`` does. The ratio observe seconds / re-resolve seconds says how many
+A synthetic game is observed once (the expensive, model-bound pass: :func:`hoopray.observe.observe`
+streaming its rows into the store's Parquet writers through its ``sink``, as the production
+path :func:`hoopray.stages.observe_to_store` does, marker last), and then every setting of
+a threshold grid re-reads the observations (:func:`hoopray.outputs.read_observations`) and
+re-resolves every clip with the game's team model (:func:`hoopray.resolve.resolve`), as
+``jobs/sweep.py`` does. The ratio observe seconds / re-resolve seconds says how many
 settings one can try for the price of observing once.
 
 Observe uses the tiny random-weight models (SAM2 video tracker, SmolVLM + LoRA reader,
-SigLIP embedder with a fitted team model) on CPU with the replay detector (a random RF-DETR
+SigLIP embedder; the team model is fitted once and used by resolve) on CPU with the replay detector (a random RF-DETR
 detects nothing); ``--models replay`` uses the ground-truth doubles instead. Real models on
 a GPU cost more per frame than tiny ones on a CPU, so the ratio measured here is a floor.
 Observe keeps reading until 5 reads agree (``skip_confirmed_reads=5``), the largest
@@ -24,6 +26,7 @@ import itertools
 import statistics
 import tempfile
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,9 +67,9 @@ def measure(
     Returns:
         (observe seconds for the whole game, frames observed, one :class:`Setting` each).
     """
-    from hoopray import pipeline
+    from hoopray import outputs, store
     from hoopray.models.replay import ReplayWorld
-    from hoopray.observe import ObserveConfig, observe
+    from hoopray.observe import STREAMED_TABLES, ObserveConfig, observe
     from hoopray.resolve import ResolveConfig, resolve
     from hoopray.roster import load_roster
 
@@ -89,11 +92,25 @@ def measure(
     frames = 0
     cfg = ObserveConfig(skip_confirmed_reads=5)
     for clip in refs:
-        started = time.perf_counter()
-        obs = observe(clip, chosen, team_model, cfg)
-        observe_seconds += time.perf_counter() - started
+        with ExitStack() as stack:
+            writers = {
+                name: stack.enter_context(
+                    store.open_table_writer(
+                        str(out), f"observations/{name}", clip.game_id, clip.clip_id
+                    )
+                )
+                for name in STREAMED_TABLES
+            }
+
+            def sink(name: str, batch: object, writers: dict = writers) -> None:
+                writers[name].write(batch)
+
+            started = time.perf_counter()
+            obs = observe(clip, chosen, cfg, sink=sink)
+            observe_seconds += time.perf_counter() - started
         frames += int(obs.clip.column("frames")[0].as_py())
-        pipeline.write_observations(str(out), clip.game_id, clip.clip_id, obs)
+        # the marker last: the clip's observations count from here on
+        store.write_table(str(out), "observations/clip", clip.game_id, clip.clip_id, obs.clip)
 
     results = []
     for values in settings if settings is not None else grid():
@@ -104,8 +121,8 @@ def measure(
             started = time.perf_counter()
             confirmed = 0
             for clip in refs:
-                stored = pipeline.read_observations(out, clip.game_id, clip.clip_id)
-                ids = resolve(stored, roster, naming, resolve_cfg)
+                stored = outputs.read_observations(str(out), clip.game_id, clip.clip_id)
+                ids = resolve(stored, roster, naming, resolve_cfg, team_model=team_model)
                 confirmed += ids.tracks.column("status").to_pylist().count("confirmed")
             times.append(time.perf_counter() - started)
         results.append(Setting(values, statistics.median(times), confirmed))

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
-from hoopray import pipeline, store
+from hoopray import store
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
@@ -37,6 +37,10 @@ def test_defaults_without_weights_stop_before_ray_and_suggest_smoke(tmp_path: Pa
     assert "+experiment=smoke" in text
     assert "no input games" in text and "roster.yaml" in text
     assert "Started a local Ray" not in result.stderr + result.stdout
+    # Hydra's run dir is under logs/hydra of the working directory, not the output root
+    hydra_dirs = list((tmp_path / "logs" / "hydra").rglob(".hydra"))
+    assert len(hydra_dirs) == 1 and (hydra_dirs[0] / "config.yaml").is_file()
+    assert not (tmp_path / "out").exists()  # a job that cannot start writes no output
 
 
 def test_secret_on_the_command_line_is_refused_and_scrubbed(tmp_path: Path) -> None:
@@ -52,7 +56,8 @@ def test_secret_on_the_command_line_is_refused_and_scrubbed(tmp_path: Path) -> N
     assert result.returncode == 2
     assert "models.detector.api_key" in result.stdout
     written = [p for p in tmp_path.rglob("*") if p.is_file()]
-    assert any(p.parent.name == ".hydra" for p in written)
+    assert any(p.parent.name == ".hydra" and p.parent.parent == hydra_dir for p in written)
+    assert not (tmp_path / "logs").exists()  # hydra.run.dir given: nothing in logs/hydra
     for path in written:
         assert FAKE_KEY not in path.read_text(errors="replace"), path
     assert FAKE_KEY not in result.stdout + result.stderr
@@ -60,8 +65,12 @@ def test_secret_on_the_command_line_is_refused_and_scrubbed(tmp_path: Path) -> N
 
 @pytest.fixture(scope="module")
 def stored(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Observations of one synthetic game, made by the stage classes without Ray."""
+    """One synthetic game observed and finished by the stage operators, without Ray: the
+    GPU worker's pass 1 (sample) and observe items, the team fit and the game's finish."""
+    from hoopray import outputs, stages
+    from hoopray.settings import Settings
     from hoopray.synthetic import make_game
+    from hoopray.video import discover_games
 
     root = tmp_path_factory.mktemp("jobs")
     games, labels, out = root / "games", root / "labels", root / "out"
@@ -76,27 +85,75 @@ def stored(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
                 f"output.root={out}",
                 "observe.read_stride=2",
                 "teams.umap_neighbors=500",
+                "output.render=false",
+                "output.report=false",
             ],
         )
-    settings = pipeline.Settings.from_cfg(cfg)
-    rows = list(pipeline.iter_clip_rows(__import__("hoopray.video").video.discover_games(games)))
-    for row in rows:
-        row["game_dir"] = str(games / "game-s")
-    keys = (*pipeline.CLIP_KEYS, "game_dir")
-    crops = pipeline.Pass1Sampler(settings)(pipeline.rows_batch(rows, keys))
-    fitted = pipeline.batch_rows(pipeline.fit_team_model_group(crops, settings))
-    assert fitted[0]["status"] == "ok", fitted
-    observe = pipeline.ObserveStage(settings)
-    statuses = [
-        pipeline.batch_rows(observe(pipeline.rows_batch([r], pipeline.CLIP_KEYS)))[0] for r in rows
+    settings = Settings.from_cfg(cfg)
+    (game,) = discover_games(games)
+    worker = stages.GpuWorker(settings)
+
+    def work(item: dict) -> dict:
+        (row,) = stages.batch_rows(worker(stages.rows_batch([item], stages.WORK_KEYS)))
+        return row
+
+    directory = str(game.directory)
+    clips = {c.clip_id: c.fingerprint for c in game.clips}
+    listed = [[c.clip_id, str(c.path), c.fingerprint] for c in game.clips]
+    sample = work(
+        {
+            "kind": stages.SAMPLE,
+            "game_id": game.game_id,
+            "clip_id": "",
+            "path": directory,
+            "fingerprint": "",
+            "game_dir": directory,
+            "clips": json.dumps(listed),
+        }
+    )
+    assert sample["status"] == "ok", sample
+    fitted = stages.fit_teams(settings, game.game_id, directory, clips)
+    assert fitted["status"] == "ok", fitted
+    rows = [
+        work(
+            {
+                "kind": stages.OBSERVE,
+                "game_id": game.game_id,
+                "clip_id": clip.clip_id,
+                "path": str(clip.path),
+                "fingerprint": clip.fingerprint,
+                "game_dir": directory,
+                "clips": "",
+            }
+        )
+        for clip in game.clips
     ]
-    assert all(s["status"] == "ok" for s in statuses), statuses
+    assert all(r["status"] == "ok" for r in rows), rows
+    finished = stages.finish_game(
+        settings,
+        {
+            "game_id": game.game_id,
+            "game_dir": directory,
+            "roster_fingerprint": outputs.roster_fingerprint(game.roster_path),
+            "removed": [],
+            "fit": stages.read_fit(settings.out_root, game.game_id),
+            "clips": {c: {"resolve": True, "render": False} for c in clips},
+        },
+        [outputs.status_row(r, **{k: r[k] for k in outputs.STATUS_KEYS}) for r in rows],
+    )
+    assert [r["status"] for r in finished] == ["ok", "ok"], finished
+    assert (out / "_manifest" / "games" / "game-s.json").is_file()
     return {"out": out, "labels": labels}
+
+
+def _snapshot(root: Path) -> dict[str, tuple[int, int]]:
+    return {str(p): (p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*")}
 
 
 @pytest.mark.slow
 def test_sweep_of_four_settings_over_stored_observations(stored, tmp_path: Path) -> None:
     sweep_dir = tmp_path / "sweep"
+    before = _snapshot(stored["out"])
     result = _job(
         "sweep.py",
         "-m",
@@ -123,8 +180,8 @@ def test_sweep_of_four_settings_over_stored_observations(stored, tmp_path: Path)
     # the summary step can be run again by hand
     again = _job("sweep.py", "--summary", str(sweep_dir), cwd=tmp_path)
     assert again.returncode == 0 and "identity_f1" in again.stdout
-    # no model was loaded, and nothing was written into the output root
-    assert not list(stored["out"].rglob("*sweep*"))
+    # no model was loaded, and nothing in the output root was written or changed
+    assert _snapshot(stored["out"]) == before
 
 
 def test_sweep_summary_of_an_empty_dir_fails(tmp_path: Path) -> None:
@@ -153,6 +210,12 @@ def test_smoke_experiment_end_to_end(tmp_path: Path) -> None:
     for game_id in games:
         assert (out / game_id / "teams" / "model.npz").is_file()
         assert len(list((out / game_id / "videos").glob("*.mp4"))) == 2
+        assert (out / "_manifest" / "games" / f"{game_id}.json").is_file()
+        assert (out / game_id / "report.html").is_file()
+    assert not (out / "_manifest" / "manifest.json").exists()  # one manifest per game now
+    assert list((out / "_runs").glob("*.json"))
+    assert list((tmp_path / "logs" / "hydra").rglob(".hydra"))
+    assert not list(out.rglob(".hydra"))
     glob = str(out / "tables" / "identities" / "tracks" / "**" / "*.parquet")
     count = duckdb.sql(f"select count(*) from read_parquet('{glob}', hive_partitioning=true)")
     assert count.fetchall()[0][0] == pl.read_parquet(glob, hive_partitioning=True).height > 0

@@ -1,7 +1,7 @@
 """Secrets and untrusted files.
 
-- ``ROBOFLOW_API_KEY`` and ``HF_TOKEN`` never appear in anything a job writes, even when
-  a model's error message quotes them;
+- ``ROBOFLOW_API_KEY``, ``HF_TOKEN`` and the AWS credentials never appear in anything a
+  job writes, even when a model's error message quotes them;
 - nothing hoopray reads from disk is unpickled: checkpoints load with
   ``weights_only=True`` semantics, YAML with a safe loader, arrays without pickle;
 - every output path stays inside the output root, whatever the ids say.
@@ -14,6 +14,7 @@ import importlib
 import importlib.util
 import os
 import pickle
+import socket
 import subprocess
 import sys
 import tempfile
@@ -23,14 +24,20 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from hoopray import pipeline, store
+from hoopray import outputs, stages, store
 from hoopray.roster import RosterError, load_roster
+from hoopray.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 FAKE_SECRETS = {
     "ROBOFLOW_API_KEY": "rfFAKE-roboflow-7Q2Z9X4W",
     "HF_TOKEN": "hf_FAKEtokenForTheLeakTest0123456789",
+    "AWS_ACCESS_KEY_ID": "AKIAFAKELEAKTEST7Q2Z",
+    "AWS_SECRET_ACCESS_KEY": "FAKEawsSecretForTheLeakTest/0123456789abcd",
+    "AWS_SESSION_TOKEN": "FAKEawsSessionTokenForTheLeakTest0123456789+xyz==",
 }
+# The secrets the FaultyTracking ``leak`` option quotes in its error message.
+QUOTED = ("ROBOFLOW_API_KEY", "HF_TOKEN")
 
 
 # --------------------------------------------------------------------------- secrets
@@ -71,7 +78,7 @@ def test_secrets_never_appear_in_anything_the_job_writes(tmp_path: Path) -> None
                 f"data.labels={labels}",
                 f"output.root={out}",
                 "models.tracker._target_=tests.reliability_corpus.FaultyTracking",
-                "+models.tracker.leak=s/clip-02",  # its error message quotes both secrets
+                "+models.tracker.leak=s/clip-02",  # its error quotes ROBOFLOW_API_KEY, HF_TOKEN
                 "teams.umap_neighbors=500",
                 "ray.num_cpus=2",
             ],
@@ -87,11 +94,18 @@ def test_secrets_never_appear_in_anything_the_job_writes(tmp_path: Path) -> None
         assert "FAILED s/clip-02 at observe: RuntimeError: 401 Unauthorized" in result.stdout
         assert "***" in result.stdout  # redacted, not dropped
         assert not [s for s in secrets if s in result.stdout + result.stderr]
-        written = [p for p in (out, ray_tmp) for p in p.rglob("*") if p.is_file()]
+        logs = tmp_path / "logs" / "hydra"  # Hydra's run dir: in the working directory
+        written = [p for p in (out, logs, ray_tmp) for p in p.rglob("*") if p.is_file()]
         hydra = [p for p in written if p.parent.name == ".hydra"]
-        assert hydra and any(p.suffix == ".log" for p in written)
-        assert any(p.parts[-2:] == ("_manifest", "manifest.json") for p in written)
+        assert hydra and all(p.is_relative_to(logs) for p in hydra)
+        assert any(p.suffix == ".log" and p.is_relative_to(logs) for p in written)
+        assert any(p.parts[-3:] == ("_manifest", "games", "s.json") for p in written)
         assert any("_runs" in p.parts for p in written)
+        assert any(p.parts[-5:-3] == ("status", "clips") for p in written)
+        assert (out / "s" / "report.html").is_file() and (out / "index.html").is_file()
+        # the failed clip's status row and the report carry the redacted reason
+        status = outputs.read_status(str(out), "s", "clip-02")
+        assert status is not None and "***" in str(status["reason"])
         leaks = {str(p): found for p in written if (found := _leaks(p, secrets))}
         assert leaks == {}
     finally:
@@ -267,15 +281,15 @@ def test_ids_that_would_leave_the_output_root_are_refused(bad: str, tmp_path: Pa
     with pytest.raises(ValueError):
         store.table_path(out, "status/clips", "g", bad)
     with pytest.raises(ValueError):
-        pipeline.video_path(out, bad, "c")
+        outputs.video_path(str(out), bad, "c")
     with pytest.raises(ValueError):
-        pipeline.video_path(out, "g", bad)
+        outputs.video_path(str(out), "g", bad)
     assert not tmp_path.joinpath("escape").exists() and not out.exists()
 
 
 def test_a_valid_id_is_accepted(tmp_path: Path) -> None:
-    path = pipeline.video_path(tmp_path, "game-1", "clip_01.v2")
-    assert path == (tmp_path / "game-1" / "videos" / "clip_01.v2.mp4").resolve()
+    path = outputs.video_path(str(tmp_path), "game-1", "clip_01.v2")
+    assert path == str((tmp_path / "game-1" / "videos" / "clip_01.v2.mp4").resolve())
 
 
 def test_a_symlink_inside_the_output_root_cannot_lead_out(tmp_path: Path) -> None:
@@ -284,20 +298,64 @@ def test_a_symlink_inside_the_output_root_cannot_lead_out(tmp_path: Path) -> Non
     (tmp_path / "out" / "g").mkdir(parents=True)
     (tmp_path / "out" / "g" / "videos").symlink_to(outside, target_is_directory=True)
     with pytest.raises(ValueError, match="escapes"):
-        pipeline.video_path(tmp_path / "out", "g", "c")
+        outputs.video_path(str(tmp_path / "out"), "g", "c")
+
+
+def _observe_item(game_id: str, clip_id: str, path: str, game_dir: str) -> dict[str, str]:
+    return {
+        "kind": stages.OBSERVE,
+        "game_id": game_id,
+        "clip_id": clip_id,
+        "path": path,
+        "fingerprint": "f",
+        "game_dir": game_dir,
+        "clips": "",
+    }
 
 
 def test_observe_stage_refuses_a_bad_clip_id_and_writes_nothing(tmp_path: Path) -> None:
     from tests.reliability_corpus import config
 
     out = tmp_path / "out"
-    settings = pipeline.Settings.from_cfg(config(tmp_path, tmp_path, out))
-    stage = pipeline.ObserveStage(settings)
-    row = {"game_id": "g", "clip_id": "../../escape", "path": "/dev/null", "fingerprint": "f"}
-    status = pipeline.batch_rows(stage(pipeline.rows_batch([row], pipeline.CLIP_KEYS)))[0]
-    assert (status["status"], status["stage"]) == ("failed", "observe")
+    settings = Settings.from_cfg(config(tmp_path, tmp_path, out))
+    worker = stages.GpuWorker(settings)
+    item = _observe_item("g", "../../escape", "/dev/null", str(tmp_path))
+    (status,) = stages.batch_rows(worker(stages.rows_batch([item], stages.WORK_KEYS)))
+    assert (status["kind"], status["status"], status["stage"]) == ("observe", "failed", "observe")
     assert "invalid clip_id" in status["reason"]
     assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+
+
+@pytest.mark.parametrize("when", ["missing", "gone after planning"])
+def test_gpu_worker_with_missing_weights_names_host_and_weight(when: str, tmp_path: Path) -> None:
+    """Weights are checked on each worker before its first item: a node without them
+    fails at once with its host name and what it lacks, not mid-clip."""
+    from tests.reliability_corpus import config
+
+    checkpoint = tmp_path / "weights" / "players.pth"
+    if when == "gone after planning":
+        checkpoint.parent.mkdir()
+        checkpoint.write_bytes(b"present on the driver")
+    cfg = config(
+        tmp_path,
+        tmp_path,
+        tmp_path / "out",
+        "models/detector=rfdetr",
+        f"models.detector.checkpoint={checkpoint}",
+    )
+    settings = Settings.from_cfg(cfg)
+    if when == "gone after planning":
+        from hoopray.config import missing_weights
+
+        assert missing_weights(cfg) == []  # the driver's preflight finds them
+        checkpoint.unlink()  # ... but this worker's node has none
+    with pytest.raises(RuntimeError) as caught:
+        stages.GpuWorker(settings)
+    message = str(caught.value)
+    assert socket.gethostname() in message
+    assert "models.detector" in message and str(checkpoint) in message
+    assert "models.tracker" not in message  # only what is missing is named
+    assert not (tmp_path / "out").exists()  # nothing was loaded or written
 
 
 def test_discovery_sanitises_folder_and_file_names(tmp_path: Path) -> None:
