@@ -10,12 +10,12 @@ fingerprint discovery takes), the team fit record and a team model file; per cli
 (``identities/tracks`` and ``identities/frames``, ``--tracks`` tracks over ``--frames``
 frames). Per-game files go through the store's functions; per-clip tables are written with
 pyarrow straight to their :func:`hoopray.store.table_path` (identities as a byte copy of
-one table written by :func:`hoopray.store.write_table`), and fsync is off while the
+one clip's, written by :func:`hoopray.outputs.write_identities`), and fsync is off while the
 archive is built: nothing reads concurrently, and building 20,000 clips through the
 fsync'd commit path would take minutes. The first plan must find the archive idle.
 
-Then it measures, each ``--repeats`` times (the fastest repeat counts, the machine being
-shared):
+Then it measures, in ``--repeats`` rounds that each go over every size in turn (so a burst
+of load on the shared machine falls on every size alike; the fastest round counts):
 
 - plan: :func:`hoopray.pipeline.plan_run` over the archive (discovery + manifest + plan);
 - nightly: a no-op :func:`hoopray.job.run_job` (``incremental=True``) whose ``start_ray``
@@ -26,7 +26,9 @@ Bytes of clip content read are counted twice: the ``fingerprint_bytes_read`` the
 writes into its run summary (what :class:`hoopray.video.GameInput` reports), and a probe
 around :func:`hoopray.video._fingerprint` in this process; both must be 0 (no clip is
 opened). The metric is the largest ratio of a measure's cost per clip at the large size
-over the small size.
+over the small size, in CPU time of this process (user + system): on this shared 2-core
+machine the wall time moves with other people's load (a load average of 5 to 40 was
+seen), the CPU time much less; the table shows both, and the wall ratios are printed too.
 
 What it leaves out: object stores (local disk only, files hot in the page cache after the
 build), clip decoding (nothing is decoded in a no-op run), Ray and anything after planning
@@ -376,19 +378,23 @@ def fingerprint_probe() -> Iterator[dict[str, int]]:
 
 @dataclass
 class Size:
+    """What one archive size measured; times are the fastest round's, per whole measure."""
+
     clips: int
     games: int
-    seconds: dict[str, float] = field(default_factory=dict)  # fastest repeat, whole measure
+    seconds: dict[str, float] = field(default_factory=dict)  # wall
+    cpu: dict[str, float] = field(default_factory=dict)  # this process's user + system time
     units: dict[str, int] = field(default_factory=dict)  # clips (plan, nightly) or reads
-    bytes_read: int = 0  # run summaries' fingerprint_bytes_read, all nightlies
-    probe_bytes: int = 0  # bytes the probe saw fingerprinted, all measures
+    bytes_read: int = 0  # fingerprint bytes the run summaries and plans report, all rounds
+    probe_bytes: int = 0  # bytes the probe saw fingerprinted, all rounds
     exit_codes: list[int] = field(default_factory=list)
     ray_calls: int = 0
     idle: bool = True
     problems: list[str] = field(default_factory=list)
 
-    def per_unit(self, measure: str) -> float:
-        return self.seconds[measure] / max(1, self.units[measure])
+    def per_unit(self, measure: str, *, wall: bool = False) -> float:
+        taken = self.seconds if wall else self.cpu
+        return taken[measure] / max(1, self.units[measure])
 
     @property
     def ok(self) -> bool:
@@ -398,7 +404,7 @@ class Size:
         found = list(self.problems)
         if self.bytes_read or self.probe_bytes:
             found.append(
-                f"{self.clips} clips: clip bytes read in a no-op run (summaries "
+                f"{self.clips} clips: clip bytes read in a no-op run (reported "
                 f"{self.bytes_read}, probe {self.probe_bytes})"
             )
         if any(code != 0 for code in self.exit_codes):
@@ -417,55 +423,85 @@ def _last_summary(out: Path) -> dict[str, Any]:
     return json.loads(runs[-1].read_text()) if runs else {}
 
 
-def measure(root: Root, *, repeats: int = 3, reads: int = 200, seed: int = 0) -> Size:
-    """Time plan, no-op nightly and identity reads on ``root`` (fastest of ``repeats``)."""
-    from hoopray import job, outputs, pipeline
-    from hoopray.settings import Settings
+@contextlib.contextmanager
+def _timed(size: Size, measure: str) -> Iterator[None]:
+    wall, cpu = time.perf_counter(), time.process_time()
+    yield
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    size.seconds[measure] = min(size.seconds.get(measure, float("inf")), wall)
+    size.cpu[measure] = min(size.cpu.get(measure, float("inf")), cpu)
 
-    cfg = root.cfg()
-    settings = Settings.from_cfg(cfg)
-    size = Size(root.clips, root.game_count)
-    size.units = {"plan": root.clips, "nightly": root.clips, "read": reads}
-    best = dict.fromkeys(MEASURES, float("inf"))
-    keys = root.clip_ids()[: root.clips]
-    rng = np.random.default_rng(seed)
+
+class Bench:
+    """One archive size under measurement: its config, settings and results so far."""
+
+    def __init__(self, root: Root, reads: int, seed: int = 0) -> None:
+        from hoopray.settings import Settings
+
+        self.root = root
+        self.cfg = root.cfg()
+        self.settings = Settings.from_cfg(self.cfg)
+        self.reads = reads
+        self.keys = root.clip_ids()[: root.clips]
+        self.rng = np.random.default_rng(seed)
+        self.size = Size(root.clips, root.game_count)
+        self.size.units = {"plan": root.clips, "nightly": root.clips, "read": reads}
+
+    def round(self, probe: dict[str, int]) -> None:
+        """Each measure once: the nightly first (it sees the archive as this round found
+        it), then the plan, then ``reads`` identity reads of random clips."""
+        from hoopray import job, outputs, pipeline
+
+        size, seen = self.size, probe["bytes"]
+        no_ray = NoRay()
+        with contextlib.redirect_stdout(io.StringIO()), _timed(size, "nightly"):
+            code = job.run_job(self.cfg, incremental=True, start_ray=no_ray)
+        size.exit_codes.append(code)
+        size.ray_calls += no_ray.calls
+        summary = _last_summary(self.root.out)
+        if "fingerprint_bytes_read" not in summary:
+            size.problems.append(f"{size.clips} clips: no run summary with bytes read")
+        size.bytes_read += int(summary.get("fingerprint_bytes_read") or 0)
+
+        with _timed(size, "plan"):
+            planned = pipeline.plan_run(self.settings)
+        size.idle = size.idle and planned.idle
+        size.bytes_read += planned.bytes_read
+
+        picks = self.rng.choice(len(self.keys), self.reads, replace=len(self.keys) < self.reads)
+        rows = 0
+        with _timed(size, "read"):
+            for i in picks:
+                rows += outputs.read_identities(
+                    self.settings.out_root, *self.keys[i]
+                ).tracks.num_rows
+        if rows == 0:
+            size.problems.append(f"{size.clips} clips: identities read back empty")
+        size.probe_bytes += probe["bytes"] - seen
+
+
+def measure_all(
+    roots: Sequence[Root], *, repeats: int = 3, reads: int = 200, seed: int = 0
+) -> list[Size]:
+    """``repeats`` rounds, each over every root in turn (so a burst of load on the shared
+    machine falls on every size alike); the fastest round of each measure counts."""
+    benches = [Bench(root, reads, seed) for root in roots]
     with fingerprint_probe() as probe:
         for _ in range(repeats):
-            no_ray = NoRay()  # the nightly first: it sees the archive as this repeat found it
-            with contextlib.redirect_stdout(io.StringIO()):
-                started = time.perf_counter()
-                code = job.run_job(cfg, incremental=True, start_ray=no_ray)
-                best["nightly"] = min(best["nightly"], time.perf_counter() - started)
-            size.exit_codes.append(code)
-            size.ray_calls += no_ray.calls
-            summary = _last_summary(root.out)
-            if "fingerprint_bytes_read" not in summary:
-                size.problems.append(f"{root.clips} clips: no run summary with bytes read")
-            size.bytes_read += int(summary.get("fingerprint_bytes_read") or 0)
-
-            started = time.perf_counter()
-            planned = pipeline.plan_run(settings)
-            best["plan"] = min(best["plan"], time.perf_counter() - started)
-            size.idle = size.idle and planned.idle
-            size.bytes_read += planned.bytes_read
-
-            picks = [keys[i] for i in rng.choice(len(keys), reads, replace=len(keys) < reads)]
-            rows = 0
-            started = time.perf_counter()
-            for g, c in picks:
-                ids = outputs.read_identities(settings.out_root, g, c)
-                rows += ids.tracks.num_rows
-            best["read"] = min(best["read"], time.perf_counter() - started)
-            if rows == 0:
-                size.problems.append(f"{root.clips} clips: identities read back empty")
-    size.probe_bytes = probe["bytes"]
-    size.seconds = best
-    return size
+            for bench in benches:
+                bench.round(probe)
+    return [b.size for b in benches]
 
 
-def ratios(small: Size, large: Size) -> dict[str, float]:
-    """Per measure: cost per clip (per read) at the large size over the small size."""
-    return {m: large.per_unit(m) / small.per_unit(m) for m in MEASURES}
+def measure(root: Root, *, repeats: int = 3, reads: int = 200, seed: int = 0) -> Size:
+    """:func:`measure_all` of one root."""
+    return measure_all([root], repeats=repeats, reads=reads, seed=seed)[0]
+
+
+def ratios(small: Size, large: Size, *, wall: bool = False) -> dict[str, float]:
+    """Per measure: CPU time (or wall time) per clip, per read for ``read``, at the large
+    size over the small size."""
+    return {m: large.per_unit(m, wall=wall) / small.per_unit(m, wall=wall) for m in MEASURES}
 
 
 def label(clips: int) -> str:
@@ -486,7 +522,6 @@ def table(sizes: Sequence[Size]) -> str:
     rows = []
     for s in sizes:
         for m in MEASURES:
-            unit = "read" if m == "read" else "clip"
             rows.append(
                 (
                     s.clips,
@@ -494,12 +529,25 @@ def table(sizes: Sequence[Size]) -> str:
                     m,
                     s.units[m],
                     s.seconds[m],
+                    s.per_unit(m, wall=True) * 1e6,
+                    s.cpu[m],
                     s.per_unit(m) * 1e6,
-                    unit,
+                    "read" if m == "read" else "clip",
                     s.bytes_read + s.probe_bytes if m == "nightly" else "",
                 )
             )
-    headers = ("clips", "games", "measure", "n", "seconds", "us per", "per", "bytes read")
+    headers = (
+        "clips",
+        "games",
+        "measure",
+        "n",
+        "wall s",
+        "wall us per",
+        "CPU s",
+        "CPU us per",
+        "per",
+        "bytes read",
+    )
     return common.format_table(headers, rows)
 
 
@@ -530,25 +578,33 @@ def main(argv: Sequence[str] | None = None) -> list[Size]:
             base = Path(args.cache)
         else:
             base = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="hoopray-scale-")))
+        roots = []
         for clips in counts:
             started = time.perf_counter()
-            root = cached_root(base, clips, **kwargs)
-            built = time.perf_counter() - started
-            sizes.append(measure(root, repeats=args.repeats, reads=args.reads, seed=args.seed))
+            roots.append(cached_root(base, clips, **kwargs))
             print(
-                f"{clips} clips in {root.game_count} games: archive ready in {built:.1f} s "
-                f"({root.base}), measured in {time.perf_counter() - started - built:.1f} s, "
-                f"load avg {os.getloadavg()[0]:.1f}"
+                f"{clips} clips in {roots[-1].game_count} games: archive ready in "
+                f"{time.perf_counter() - started:.1f} s ({roots[-1].base})"
             )
+        started = time.perf_counter()
+        sizes = measure_all(roots, repeats=args.repeats, reads=args.reads, seed=args.seed)
+        print(
+            f"measured in {time.perf_counter() - started:.1f} s ({args.repeats} rounds over "
+            f"every size), load avg {os.getloadavg()[0]:.1f}"
+        )
         print(
             f"{args.per_game} clips per game; identities of {args.tracks} tracks x "
-            f"{args.frames} frames per clip; fastest of {args.repeats} repeats; read: "
+            f"{args.frames} frames per clip; fastest of {args.repeats} rounds; read: "
             f"{args.reads} random clips per repeat"
         )
         print(table(sizes))
         small, large = sizes[0], sizes[-1]
+        walls = ratios(small, large, wall=True)
         for m, ratio in ratios(small, large).items():
-            print(f"per-clip ratio {label(large.clips)}/{label(small.clips)} {m}: {ratio:.3f}")
+            print(
+                f"per-clip ratio {label(large.clips)}/{label(small.clips)} {m}: CPU "
+                f"{ratio:.3f} (wall {walls[m]:.3f})"
+            )
         for size in sizes:
             for problem in size.problems_found():
                 print(f"check failed: {problem}")

@@ -1,19 +1,20 @@
 """Re-resolving a game from stored observations against observing it.
 
-A synthetic game is observed once (the expensive, model-bound pass: :func:`hoopray.observe.observe`
-streaming its rows into the store's Parquet writers through its ``sink``, as the production
-path :func:`hoopray.stages.observe_to_store` does, marker last), and then every setting of
-a threshold grid re-reads the observations (:func:`hoopray.outputs.read_observations`) and
-re-resolves every clip with the game's team model (:func:`hoopray.resolve.resolve`), as
-``jobs/sweep.py`` does. The ratio observe seconds / re-resolve seconds says how many
-settings one can try for the price of observing once.
+A synthetic game is observed once (the expensive, model-bound pass:
+:func:`hoopray.observe.observe` streams its rows through its ``sink`` into the store's
+Parquet writers, marker last, as the production path :func:`hoopray.stages.observe_to_store`
+does), and then every setting of a threshold grid re-reads the observations
+(:func:`hoopray.outputs.read_observations`) and re-resolves every clip with the game's team
+model (:func:`hoopray.resolve.resolve`), as ``jobs/sweep.py`` does. The ratio observe
+seconds / re-resolve seconds says how many settings one can try for the price of
+observing once.
 
 Observe uses the tiny random-weight models (SAM2 video tracker, SmolVLM + LoRA reader,
-SigLIP embedder; the team model is fitted once and used by resolve) on CPU with the replay detector (a random RF-DETR
-detects nothing); ``--models replay`` uses the ground-truth doubles instead. Real models on
-a GPU cost more per frame than tiny ones on a CPU, so the ratio measured here is a floor.
-Observe keeps reading until 5 reads agree (``skip_confirmed_reads=5``), the largest
-``reads_to_confirm`` of the grid.
+SigLIP embedder; the team model, fitted once, is used by resolve) on CPU with the replay
+detector (a random RF-DETR detects nothing); ``--models replay`` uses the ground-truth
+doubles instead. Real models on a GPU cost more per frame than tiny ones on a CPU, so the
+ratio measured here is a floor. Observe keeps reading until 5 reads agree
+(``skip_confirmed_reads=5``), the largest ``reads_to_confirm`` of the grid.
 
 Run: ``.venv/bin/python benchmarks/sweep.py [--seconds 10 --clips 2 --size 640x360]``.
 The last line is ``result: min_ratio=<smallest ratio over the grid> target=>=100 pass|fail``.

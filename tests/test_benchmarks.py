@@ -175,7 +175,26 @@ def test_sweep_grid() -> None:
     assert len(sweep.grid()) == 18
 
 
-def test_sweep_times_observe_and_resolve(tmp_path: Path, tiny_dirs) -> None:
+def test_sweep_times_observe_and_resolve(
+    tmp_path: Path, tiny_dirs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hoopray.observe
+    import hoopray.resolve
+    from hoopray import outputs
+
+    calls: dict[str, list] = {"observe": [], "resolve": []}
+    real_observe, real_resolve = hoopray.observe.observe, hoopray.resolve.resolve
+
+    def observe_spy(*args, **kwargs):
+        calls["observe"].append((args, kwargs))
+        return real_observe(*args, **kwargs)
+
+    def resolve_spy(*args, **kwargs):
+        calls["resolve"].append((args, kwargs))
+        return real_resolve(*args, **kwargs)
+
+    monkeypatch.setattr(hoopray.observe, "observe", observe_spy)
+    monkeypatch.setattr(hoopray.resolve, "resolve", resolve_spy)
     sweep = bench("sweep")
     settings = [{"ios_threshold": 0.9}, {"reads_to_confirm": 2, "policy": "majority"}]
     observe_s, frames, results = sweep.measure(
@@ -184,7 +203,18 @@ def test_sweep_times_observe_and_resolve(tmp_path: Path, tiny_dirs) -> None:
     assert frames == 15
     assert observe_s > 0
     assert [r.values for r in results] == settings
-    assert all(r.seconds > 0 for r in results)
+    assert all(r.seconds > 0 and r.confirmed >= 0 for r in results)
+    # observe(clip, models, cfg, sink=...): no team model; its rows stream to the store
+    ((args, kwargs),) = calls["observe"]
+    assert len(args) == 3 and callable(kwargs.get("sink"))
+    # resolve(obs, roster, naming, cfg, team_model=...) once per setting and clip
+    assert len(calls["resolve"]) == len(settings)
+    assert all(kw.get("team_model") is not None for _, kw in calls["resolve"])
+    # what was re-resolved is what is stored, with its marker
+    clip, out = args[0], str(tmp_path / "out")
+    assert outputs.observed_clips(out, clip.game_id) == [clip.clip_id]
+    stored = outputs.read_observations(out, clip.game_id, clip.clip_id)
+    assert stored.tracks.num_rows == calls["resolve"][0][0][0].tracks.num_rows > 0
 
 
 def test_sweep_refuses_unknown_models(tmp_path: Path) -> None:

@@ -167,6 +167,7 @@ def test_driver_scale_ratio_fails_beyond_the_target() -> None:
     def size(clips: int, seconds: float) -> object:
         made = driver_scale.Size(clips, clips // 10)
         made.seconds = {m: seconds for m in driver_scale.MEASURES}
+        made.cpu = dict(made.seconds)
         made.units = {"plan": clips, "nightly": clips, "read": 100}
         made.exit_codes = [0]
         return made
@@ -174,11 +175,11 @@ def test_driver_scale_ratio_fails_beyond_the_target() -> None:
     small, flat, steep = size(2000, 1.0), size(20000, 10.0), size(20000, 20.0)
     assert driver_scale.ratios(small, flat) == {"plan": 1.0, "nightly": 1.0, "read": 10.0}
     assert driver_scale.verdict([small, flat]).endswith("fail")  # read: 10x per read
-    flat.seconds["read"] = 1.2
+    flat.cpu["read"] = 1.2
     assert driver_scale.verdict([small, flat]) == (
         "result: per_clip_ratio_20k_vs_2k=1.2 target=<=1.5 pass"
     )
-    steep.seconds["read"] = 1.0
+    steep.cpu["read"] = 1.0
     assert driver_scale.verdict([small, steep]) == (
         "result: per_clip_ratio_20k_vs_2k=2 target=<=1.5 fail"
     )

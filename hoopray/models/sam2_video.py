@@ -16,21 +16,21 @@ Model ids (``model=``), smallest to largest: ``facebook/sam2.1-hiera-tiny``,
 ``facebook/sam2.1-hiera-small``, ``facebook/sam2.1-hiera-base-plus``,
 ``facebook/sam2.1-hiera-large``; or a local directory saved with ``save_pretrained``.
 
-The bookkeeping shared with :mod:`hoopray.models.sam2_meta` (track ids, lost counters,
-the new-track rule, building the returned detections) lives here in :class:`TrackBook`.
+The settings, call-order guards and bookkeeping (track ids, lost counters, the new-track
+rule, building the returned detections) are shared with :mod:`hoopray.models.sam2_meta`
+and live in :mod:`hoopray.models.tracking`. The tiny test model's builder lives in
+:mod:`hoopray.models.tiny` (re-exported here).
 """
 
 from __future__ import annotations
 
-import os
 from collections import OrderedDict
-from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from hoopray.models.base import CLASS_NAME, SOURCE
+from hoopray.models.tiny import build_tiny_sam2_video as build_tiny_sam2_video
+from hoopray.models.tracking import MAX_TRACKS, ClipGuard, TrackBook, TrackSettings, empty_tracks
 from hoopray.types import TrackSource
 
 if TYPE_CHECKING:
@@ -51,216 +51,6 @@ _DTYPES = ("auto", "float32", "bfloat16", "float16")
 # positional encoding), the object pointer and the object score.
 _OUTPUT_KEYS_KEPT = ("maskmem_features", "maskmem_pos_enc", "object_pointer", "object_score_logits")
 _POINTER_KEYS = ("object_pointer", "object_score_logits")
-
-
-# --------------------------------------------------------------------------------------
-# Bookkeeping shared by the SAM2 adapters (pure numpy)
-# --------------------------------------------------------------------------------------
-
-
-def empty_tracks(height: int, width: int) -> sv.Detections:
-    """A valid empty result: ``mask`` (0, H, W), ``tracker_id`` (0,), source and class."""
-    import supervision as sv
-
-    return sv.Detections(
-        xyxy=np.zeros((0, 4), dtype=np.float32),
-        mask=np.zeros((0, height, width), dtype=bool),
-        tracker_id=np.zeros(0, dtype=int),
-        data={
-            SOURCE: np.zeros(0, dtype=object),
-            CLASS_NAME: np.zeros(0, dtype=object),
-        },
-    )
-
-
-def make_tracks(
-    xyxy: np.ndarray,
-    masks: np.ndarray,
-    track_ids: list[int],
-    sources: list[str],
-    class_names: list[str | None],
-    confidence: np.ndarray | None,
-) -> sv.Detections:
-    """Tracks as ``sv.Detections``; ``masks`` (N, H, W) bool fixes the frame size."""
-    import supervision as sv
-
-    if len(track_ids) == 0:
-        return empty_tracks(masks.shape[1], masks.shape[2])
-    return sv.Detections(
-        xyxy=np.asarray(xyxy, dtype=np.float32).reshape(-1, 4),
-        mask=masks.astype(bool, copy=False),
-        confidence=None if confidence is None else np.asarray(confidence, dtype=np.float32),
-        tracker_id=np.asarray(track_ids, dtype=int),
-        data={
-            SOURCE: np.asarray(sources, dtype=object),
-            CLASS_NAME: np.asarray(class_names, dtype=object),
-        },
-    )
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of every box of ``a`` (N, 4) with every box of ``b`` (M, 4): (N, M) float64."""
-    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
-    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
-    if len(a) == 0 or len(b) == 0:
-        return np.zeros((len(a), len(b)))
-    low = np.maximum(a[:, None, :2], b[None, :, :2])
-    high = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(high - low, 0, None), axis=2)
-    area_a = np.prod(np.clip(a[:, 2:] - a[:, :2], 0, None), axis=1)
-    area_b = np.prod(np.clip(b[:, 2:] - b[:, :2], 0, None), axis=1)
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
-
-
-def detection_class_names(detections: sv.Detections) -> list[str | None]:
-    names = detections.data.get(CLASS_NAME) if detections.data else None
-    if names is None:
-        return [None] * len(detections)
-    return [None if name is None else str(name) for name in names]
-
-
-@dataclass
-class _Track:
-    class_name: str | None
-    origin: TrackSource
-    first_frame: int
-    last_box: np.ndarray
-    lost: int = 0
-
-
-@dataclass(frozen=True)
-class FrameUpdate:
-    """What :meth:`TrackBook.update` decided for one frame."""
-
-    detections: sv.Detections
-    dropped: list[int]
-
-
-class TrackBook:
-    """Track ids, class names, lost counters and the new-track rule of one clip.
-
-    Ids start at 1 and are never reused. A track is reported on a frame only when its
-    mask there is not empty; a track whose mask stays empty for ``max_lost_frames``
-    frames in a row (the frame it was prompted on included) is dropped.
-
-    A detection starts a new track when its box IoU with every live track's latest box
-    is below ``new_track_iou``. The latest box is the box of the track's last non-empty
-    mask (or its prompting box), i.e. from the previous frame, since new detections
-    are checked before the frame is run through the model. Among uncovered detections
-    overlapping each other by IoU >= ``new_track_iou``, only the most confident is kept.
-    Boxes with no area never start a track. At most ``max_tracks`` tracks live at once
-    (None: no cap); beyond that the most confident new detections get the free places, so
-    a weak detector cannot grow the session without bound.
-    """
-
-    def __init__(
-        self, max_lost_frames: int, new_track_iou: float, max_tracks: int | None = None
-    ) -> None:
-        if max_lost_frames < 0:
-            raise ValueError(f"max_lost_frames must be >= 0; got {max_lost_frames}")
-        if not 0.0 < new_track_iou <= 1.0:
-            raise ValueError(f"new_track_iou must be in (0, 1]; got {new_track_iou}")
-        if max_tracks is not None and max_tracks < 1:
-            raise ValueError(f"max_tracks must be >= 1 or None; got {max_tracks}")
-        self.max_lost_frames = max_lost_frames
-        self.new_track_iou = new_track_iou
-        self.max_tracks = max_tracks
-        self._tracks: dict[int, _Track] = {}
-        self._next_id = 1
-
-    @property
-    def live_ids(self) -> list[int]:
-        return list(self._tracks)
-
-    def uncovered(self, detections: sv.Detections) -> np.ndarray:
-        """Indices of the detections that should start a new track."""
-        if len(detections) == 0:
-            return np.zeros(0, dtype=int)
-        boxes = np.asarray(detections.xyxy, dtype=np.float64)
-        live = np.array([t.last_box for t in self._tracks.values()]).reshape(-1, 4)
-        covered = (box_iou(boxes, live) >= self.new_track_iou).any(axis=1)
-        degenerate = (boxes[:, 2] <= boxes[:, 0]) | (boxes[:, 3] <= boxes[:, 1])
-        candidates = np.flatnonzero(~covered & ~degenerate)
-        if detections.confidence is not None:
-            candidates = candidates[np.argsort(-detections.confidence[candidates], kind="stable")]
-        kept: list[int] = []
-        for index in candidates:
-            if not kept or box_iou(boxes[[index]], boxes[kept]).max() < self.new_track_iou:
-                kept.append(int(index))
-        if self.max_tracks is not None:
-            kept = kept[: max(self.max_tracks - len(self._tracks), 0)]
-        return np.array(sorted(kept), dtype=int)
-
-    def add(self, detections: sv.Detections, frame: int, origin: TrackSource) -> list[int]:
-        """New track ids for every detection, in order."""
-        names = detection_class_names(detections)
-        ids = []
-        for box, name in zip(np.asarray(detections.xyxy, dtype=np.float32), names, strict=True):
-            track_id = self._next_id
-            self._next_id += 1
-            self._tracks[track_id] = _Track(name, origin, frame, box.copy())
-            ids.append(track_id)
-        return ids
-
-    def update(
-        self,
-        frame: int,
-        track_ids: list[int],
-        masks: np.ndarray,
-        confidence: np.ndarray | None = None,
-    ) -> FrameUpdate:
-        """Record this frame's masks of ``track_ids`` ((N, H, W) bool, same order).
-
-        Returns the non-empty tracks as detections (``xyxy`` from the masks) and the ids
-        to drop, which are forgotten here and must be removed from the model's state.
-        """
-        from hoopray.masks import masks_to_xyxy
-
-        if len(track_ids) != len(masks):
-            raise ValueError(f"{len(track_ids)} track ids for {len(masks)} masks")
-        boxes = masks_to_xyxy(masks) if len(masks) else np.zeros((0, 4), np.float32)
-        present = masks.reshape(len(masks), -1).any(axis=1) if len(masks) else np.zeros(0, bool)
-        dropped: list[int] = []
-        for track_id, box, seen in zip(track_ids, boxes, present, strict=True):
-            track = self._tracks[track_id]
-            if seen:
-                track.lost = 0
-                track.last_box = box
-            else:
-                track.lost += 1
-                if track.lost >= self.max_lost_frames:
-                    dropped.append(track_id)
-        rows = np.flatnonzero(present)
-        ids = [track_ids[i] for i in rows]
-        sources = [
-            str(self._tracks[i].origin)
-            if self._tracks[i].first_frame == frame
-            else str(TrackSource.PROPAGATED)
-            for i in ids
-        ]
-        names = [self._tracks[i].class_name for i in ids]
-        for track_id in dropped:
-            del self._tracks[track_id]
-        result = make_tracks(
-            boxes[rows],
-            masks[rows],
-            ids,
-            sources,
-            names,
-            None if confidence is None else np.asarray(confidence)[rows],
-        )
-        return FrameUpdate(result, dropped)
-
-
-def check_frame(frame: np.ndarray, size: tuple[int, int] | None) -> tuple[int, int]:
-    """(H, W) of an RGB uint8 frame; the size must not change within a clip."""
-    if frame.ndim != 3 or frame.shape[2] != 3:
-        raise ValueError(f"frame must be RGB (H, W, 3); got shape {frame.shape}")
-    height, width = int(frame.shape[0]), int(frame.shape[1])
-    if size is not None and (height, width) != size:
-        raise ValueError(f"frame size changed within the clip: {size} -> {(height, width)}")
-    return height, width
 
 
 # --------------------------------------------------------------------------------------
@@ -394,16 +184,12 @@ class Sam2VideoTracking:
         device: "auto" (CUDA if present), "cpu", "cuda", "cuda:N".
         dtype: "auto" (float32 weights, bf16 autocast on CUDA), "float32", "bfloat16",
             "float16" (weights and session state in that dtype).
-        max_lost_frames: frames in a row with an empty mask after which a track is dropped.
-        new_track_iou: a detection whose box IoU with every live track's latest box is
-            below this starts a new track.
-        mask_threshold: logit threshold that binarises the masks.
-        clean_max_distance: passed to :func:`hoopray.masks.clean_masks` (keep the main
-            segment and pieces near it); None keeps masks as the model made them.
-        max_cond_frames: prompts (conditioning frames) kept per object.
-        max_tracks: at most this many live tracks (None: no cap); see :class:`TrackBook`.
+        max_lost_frames, new_track_iou, mask_threshold, clean_max_distance, max_cond_frames,
+            max_tracks: see :class:`hoopray.models.tracking.TrackSettings`; ``max_tracks``
+            defaults to :data:`hoopray.models.tracking.MAX_TRACKS` (sized for basketball).
 
     Raises:
+        ValueError: a bad setting (checked before any weights are loaded).
         WeightsNotFoundError: the weights are not available (offline and not cached, or
             a missing local directory); the message says how to provide them.
     """
@@ -418,25 +204,24 @@ class Sam2VideoTracking:
         mask_threshold: float = 0.0,
         clean_max_distance: float | None = 0.5,
         max_cond_frames: int = 2,
-        max_tracks: int | None = 40,
+        max_tracks: int | None = MAX_TRACKS,
     ) -> None:
         from transformers import Sam2VideoModel, Sam2VideoProcessor
 
         from hoopray.models.device import resolve_device
         from hoopray.models.loading import load_pretrained
 
-        TrackBook(max_lost_frames, new_track_iou, max_tracks)  # validates them
-        if max_cond_frames < 1:
-            raise ValueError(f"max_cond_frames must be >= 1; got {max_cond_frames}")
+        self.settings = TrackSettings(
+            max_lost_frames=max_lost_frames,
+            new_track_iou=new_track_iou,
+            max_tracks=max_tracks,
+            mask_threshold=mask_threshold,
+            clean_max_distance=clean_max_distance,
+            max_cond_frames=max_cond_frames,
+        )
         self.model_name = model
         self.device = resolve_device(device)
         self.dtype = torch_dtype(dtype)
-        self.max_lost_frames = max_lost_frames
-        self.new_track_iou = new_track_iou
-        self.mask_threshold = mask_threshold
-        self.clean_max_distance = clean_max_distance
-        self.max_cond_frames = max_cond_frames
-        self.max_tracks = max_tracks
         what = "SAM2 video tracker"
         self.processor = load_pretrained(
             Sam2VideoProcessor.from_pretrained, model, what=what, override=OVERRIDE
@@ -465,13 +250,12 @@ class Sam2VideoTracker:
 
     def __init__(self, owner: Sam2VideoTracking) -> None:
         self._owner = owner
-        self._book = TrackBook(owner.max_lost_frames, owner.new_track_iou, owner.max_tracks)
+        self._book = TrackBook(owner.settings)
+        self._guard = ClipGuard()
         self._session = owner.processor.init_video_session(
             inference_device=owner.device, dtype=owner.dtype
         )
         self._frame = -1
-        self._size: tuple[int, int] | None = None
-        self._closed = False
 
     @property
     def live_ids(self) -> list[int]:
@@ -483,35 +267,34 @@ class Sam2VideoTracker:
         return session_footprint(self._session)
 
     def start(self, frame: np.ndarray, detections: sv.Detections) -> sv.Detections:
-        if self._frame >= 0:
-            raise RuntimeError("start() was already called for this clip; open a new tracker")
-        return self._advance(frame, detections, TrackSource.PROMPT)
+        size = self._guard.start(frame)
+        return self._advance(frame, size, detections, TrackSource.PROMPT)
 
     def step(self, frame: np.ndarray, new_detections: sv.Detections | None = None) -> sv.Detections:
-        if self._frame < 0:
-            raise RuntimeError("call start() before step()")
-        return self._advance(frame, new_detections, TrackSource.ADDED)
+        size = self._guard.step(frame)
+        return self._advance(frame, size, new_detections, TrackSource.ADDED)
 
     def close(self) -> None:
-        if not self._closed:
+        if self._guard.close():
             self._session.reset_inference_session()
             self._session.processed_frames = None
-            self._closed = True
 
     def _advance(
-        self, frame: np.ndarray, detections: sv.Detections | None, origin: TrackSource
+        self,
+        frame: np.ndarray,
+        size: tuple[int, int],
+        detections: sv.Detections | None,
+        origin: TrackSource,
     ) -> sv.Detections:
         import torch
 
         from hoopray.models.device import autocast
 
-        if self._closed:
-            raise RuntimeError("tracker is closed")
-        self._size = check_frame(frame, self._size)
-        height, width = self._size
+        height, width = size
         self._frame += 1
         t = self._frame
         owner = self._owner
+        settings = owner.settings
         new = None
         if detections is not None and len(detections):
             new = detections[self._book.uncovered(detections)]
@@ -536,106 +319,21 @@ class Sam2VideoTracker:
             masks = owner.processor.post_process_masks(
                 [output.pred_masks.float()],
                 [[height, width]],
-                mask_threshold=owner.mask_threshold,
+                mask_threshold=settings.mask_threshold,
                 binarize=True,
             )[0][:, 0]
             scores = torch.sigmoid(output.object_score_logits.float()).reshape(-1)
             masks_np = masks.cpu().numpy().astype(bool, copy=False)
             scores_np = scores.cpu().numpy()
             track_ids = [int(i) for i in output.object_ids]
-        if owner.clean_max_distance is not None:
+        if settings.clean_max_distance is not None:
             from hoopray.masks import clean_masks
 
-            masks_np, _ = clean_masks(masks_np, owner.clean_max_distance)
+            masks_np, _ = clean_masks(masks_np, settings.clean_max_distance)
         update = self._book.update(t, track_ids, masks_np, scores_np)
         remove_objects(self._session, update.dropped)
         prune_session(
-            self._session, t, owner.num_maskmem, owner.num_pointers, owner.max_cond_frames
+            self._session, t, owner.num_maskmem, owner.num_pointers, settings.max_cond_frames
         )
         return update.detections
 
-
-# --------------------------------------------------------------------------------------
-# Tiny model for tests, smoke runs and benchmarks
-# --------------------------------------------------------------------------------------
-
-
-def build_tiny_sam2_video(
-    directory: str | os.PathLike[str], seed: int = 0, image_size: int = 128
-) -> Path:
-    """Save a tiny, randomly initialised ``Sam2VideoModel`` and its processor.
-
-    FOR TESTS, SMOKE RUNS AND BENCHMARKS ONLY: the weights are random, so the masks mean
-    nothing. The directory loads through :class:`Sam2VideoTracking` like real weights.
-    The architecture's constraints: ``memory_encoder_output_channels`` stays 64, hidden
-    sizes are multiples of 64 above 64, and sub-configs are config objects.
-
-    Args:
-        directory: created if missing.
-        seed: the weights are deterministic for a seed.
-        image_size: model input side, a multiple of 16.
-
-    Returns:
-        ``directory`` as a Path.
-    """
-    import torch
-    from transformers import (
-        Sam2HieraDetConfig,
-        Sam2ImageProcessor,
-        Sam2VideoConfig,
-        Sam2VideoMaskDecoderConfig,
-        Sam2VideoModel,
-        Sam2VideoProcessor,
-        Sam2VideoPromptEncoderConfig,
-        Sam2VideoVideoProcessor,
-        Sam2VisionConfig,
-    )
-
-    if image_size <= 0 or image_size % 16:
-        raise ValueError(f"image_size must be a positive multiple of 16; got {image_size}")
-    size, hidden = image_size, 128
-    backbone = Sam2HieraDetConfig(
-        hidden_size=12,
-        image_size=[size, size],
-        blocks_per_stage=[1, 1, 1, 1],
-        embed_dim_per_stage=[12, 24, 48, 96],
-        num_attention_heads_per_stage=[1, 2, 4, 8],
-    )
-    config = Sam2VideoConfig(
-        vision_config=Sam2VisionConfig(
-            backbone_config=backbone,
-            backbone_channel_list=[96, 48, 24, 12],
-            backbone_feature_sizes=[[size // s, size // s] for s in (4, 8, 16)],
-            fpn_hidden_size=hidden,
-        ),
-        prompt_encoder_config=Sam2VideoPromptEncoderConfig(
-            hidden_size=hidden, image_size=size, mask_input_channels=8
-        ),
-        mask_decoder_config=Sam2VideoMaskDecoderConfig(
-            hidden_size=hidden, mlp_dim=64, num_attention_heads=4, iou_head_hidden_dim=hidden
-        ),
-        image_size=size,
-        memory_attention_hidden_size=hidden,
-        memory_attention_num_layers=1,
-        memory_attention_feed_forward_hidden_size=64,
-        memory_attention_rope_feat_sizes=[size // 16, size // 16],
-        memory_encoder_hidden_size=hidden,
-        memory_encoder_output_channels=64,
-        mask_downsampler_embed_dim=hidden,
-        memory_fuser_embed_dim=hidden,
-        memory_fuser_intermediate_dim=64,
-    )
-    torch.manual_seed(seed)
-    model = Sam2VideoModel(config).eval()
-    processor = Sam2VideoProcessor(
-        image_processor=Sam2ImageProcessor(
-            size={"height": size, "width": size},
-            mask_size={"height": size // 4, "width": size // 4},
-        ),
-        video_processor=Sam2VideoVideoProcessor(size={"height": size, "width": size}),
-    )
-    target = Path(directory)
-    target.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(target)
-    processor.save_pretrained(target)
-    return target

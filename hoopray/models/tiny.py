@@ -220,3 +220,84 @@ def build_tiny_rfdetr(
     )
     torch.save({"model": state, "model_name": "RFDETRNano", "args": args}, out)
     return out
+
+
+def build_tiny_sam2_video(directory: str | Path, seed: int = 0, image_size: int = 128) -> Path:
+    """Save a tiny, randomly initialised ``Sam2VideoModel`` and its processor.
+
+    FOR TESTS, SMOKE RUNS AND BENCHMARKS ONLY: the weights are random, so the masks mean
+    nothing. The directory loads through
+    :class:`~hoopray.models.sam2_video.Sam2VideoTracking` like real weights.
+    The architecture's constraints: ``memory_encoder_output_channels`` stays 64, hidden
+    sizes are multiples of 64 above 64, and sub-configs are config objects.
+
+    Args:
+        directory: created if missing.
+        seed: the weights are deterministic for a seed.
+        image_size: model input side, a multiple of 16.
+
+    Returns:
+        ``directory`` as a Path.
+    """
+    import torch
+    from transformers import (
+        Sam2HieraDetConfig,
+        Sam2ImageProcessor,
+        Sam2VideoConfig,
+        Sam2VideoMaskDecoderConfig,
+        Sam2VideoModel,
+        Sam2VideoProcessor,
+        Sam2VideoPromptEncoderConfig,
+        Sam2VideoVideoProcessor,
+        Sam2VisionConfig,
+    )
+
+    if image_size <= 0 or image_size % 16:
+        raise ValueError(f"image_size must be a positive multiple of 16; got {image_size}")
+    size, hidden = image_size, 128
+    backbone = Sam2HieraDetConfig(
+        hidden_size=12,
+        image_size=[size, size],
+        blocks_per_stage=[1, 1, 1, 1],
+        embed_dim_per_stage=[12, 24, 48, 96],
+        num_attention_heads_per_stage=[1, 2, 4, 8],
+    )
+    config = Sam2VideoConfig(
+        vision_config=Sam2VisionConfig(
+            backbone_config=backbone,
+            backbone_channel_list=[96, 48, 24, 12],
+            backbone_feature_sizes=[[size // s, size // s] for s in (4, 8, 16)],
+            fpn_hidden_size=hidden,
+        ),
+        prompt_encoder_config=Sam2VideoPromptEncoderConfig(
+            hidden_size=hidden, image_size=size, mask_input_channels=8
+        ),
+        mask_decoder_config=Sam2VideoMaskDecoderConfig(
+            hidden_size=hidden, mlp_dim=64, num_attention_heads=4, iou_head_hidden_dim=hidden
+        ),
+        image_size=size,
+        memory_attention_hidden_size=hidden,
+        memory_attention_num_layers=1,
+        memory_attention_feed_forward_hidden_size=64,
+        memory_attention_rope_feat_sizes=[size // 16, size // 16],
+        memory_encoder_hidden_size=hidden,
+        memory_encoder_output_channels=64,
+        mask_downsampler_embed_dim=hidden,
+        memory_fuser_embed_dim=hidden,
+        memory_fuser_intermediate_dim=64,
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = Sam2VideoModel(config).eval()
+    processor = Sam2VideoProcessor(
+        image_processor=Sam2ImageProcessor(
+            size={"height": size, "width": size},
+            mask_size={"height": size // 4, "width": size // 4},
+        ),
+        video_processor=Sam2VideoVideoProcessor(size={"height": size, "width": size}),
+    )
+    target = Path(directory)
+    target.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(target)
+    processor.save_pretrained(target)
+    return target
