@@ -112,19 +112,7 @@ def plan_run(
         if fit is not None and not fit.failed and not stages.team_model_present(out, game.game_id):
             fit = None
         clips = {c.clip_id: c.fingerprint for c in game.clips}
-        observed: dict[str, tuple[str, str]] = {}
-        for clip_id in outputs.observed_clips(out, game.game_id) if game.clips else []:
-            prev = entry.clips.get(clip_id) if entry else None
-            if (
-                prev is not None
-                and prev.status == ClipStatus.OK
-                and prev.fingerprint == clips.get(clip_id)
-            ):
-                observed[clip_id] = (prev.fingerprint, prev.observe_hash)
-            elif clip_id in clips:
-                marker = outputs.observation_marker(out, game.game_id, clip_id)
-                if marker is not None:
-                    observed[clip_id] = marker
+        observed = _observed(out, game.game_id, clips, entry, hashes) if clips else {}
         inputs = mf.GameInputs(
             game_id=game.game_id,
             clips=clips,
@@ -145,6 +133,33 @@ def plan_run(
         entries[game.game_id], fits[game.game_id] = entry, fit
     bytes_read = sum(int(getattr(g, "bytes_read", 0)) for g in games)
     return RunInputs(games, plans, entries, fits, hashes, bytes_read)
+
+
+def _observed(
+    out: str,
+    game_id: str,
+    clips: Mapping[str, str],
+    entry: mf.GameEntry | None,
+    hashes: mf.StageHashes,
+) -> dict[str, tuple[str, str]]:
+    """(fingerprint, observe hash) of the game's clips with complete observations: one
+    listing of the game's markers; a marker is read only where the manifest does not
+    already record the same clip, fingerprint and observe config as done."""
+    found = {}
+    for clip_id in outputs.observed_clips(out, game_id):
+        if clip_id not in clips:
+            continue
+        prev = entry.clips.get(clip_id) if entry else None
+        done = (clips[clip_id], hashes.observe)
+        if (
+            prev is not None
+            and prev.status == ClipStatus.OK
+            and ((prev.fingerprint, prev.observe_hash) == done)
+        ):
+            found[clip_id] = done
+        elif (marker := outputs.observation_marker(out, game_id, clip_id)) is not None:
+            found[clip_id] = marker
+    return found
 
 
 # --------------------------------------------------------------------------- progress

@@ -2,8 +2,8 @@
 
 For users who have Meta's checkpoints (``sam2.1_hiera_large.pt`` ...) rather than the
 transformers weights of :mod:`hoopray.models.sam2_video`; the tracking behaviour is the
-same (prompts, new players mid-clip, dropped lost tracks, bounded memory) and so is the
-bookkeeping (:class:`hoopray.models.sam2_video.TrackBook`).
+same (prompts, new players mid-clip, dropped lost tracks, bounded memory) and so are the
+settings and bookkeeping (:mod:`hoopray.models.tracking`).
 
 ``sam2`` is an optional dependency, never imported at module level:
 ``pip install --no-build-isolation 'hoopray[meta-sam2]'`` (``sam2==1.1.0`` is an sdist;
@@ -11,11 +11,21 @@ without ``--no-build-isolation`` pip fetches another torch just to build it).
 
 Frames are fed one at a time. ``SAM2VideoPredictor`` has no streaming entry point: it
 loads a whole video up front and keeps every output. So the inference state is built
-here with the keys ``init_state`` makes (sam2 1.1.0) and a growing ``images`` dict, new
-prompts go through the public ``add_new_points_or_box`` and ``remove_object``, and each
-frame is tracked with the predictor's ``propagate_in_video_preflight`` and
+here with the keys ``init_state`` makes (sam2 1.1.0) and a growing ``images`` dict, and
+each frame is tracked with the predictor's ``propagate_in_video_preflight`` and
 ``_run_single_frame_inference`` (what ``propagate_in_video`` does for one frame, without
-its progress bar). After every frame the state is pruned to the memory window.
+its progress bar); lost tracks go through the public ``remove_object``. After every frame
+the state is pruned to the memory window.
+
+Two departures from driving the predictor through its public calls, both to stream:
+
+- A frame's new prompts are decoded in one batched SAM pass (:func:`add_box_prompts`), as
+  ``add_new_points_or_box`` would for each box in turn, but without that call's
+  full-resolution masks of every object after each box.
+- ``num_frames`` is :data:`STREAM_NUM_FRAMES`, not the frames seen so far: SAM2 scales the
+  object pointers' temporal encodings by ``min(num_frames, max_obj_ptrs_in_encoder) - 1``,
+  which for a whole video is ``max_obj_ptrs_in_encoder - 1`` on every frame; a growing
+  count would encode the first 15 frames' pointers differently from SAM2's own predictors.
 
 Hydra: ``import sam2`` initialises Hydra's global state with sam2's own config module
 when nothing has initialised it yet, and ``build_sam2_video_predictor`` composes its
@@ -38,7 +48,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from hoopray.models.sam2_video import TrackBook, check_frame, empty_tracks
+from hoopray.models.tracking import MAX_TRACKS, ClipGuard, TrackBook, TrackSettings, empty_tracks
 from hoopray.types import TrackSource
 
 if TYPE_CHECKING:
@@ -49,8 +59,12 @@ DEFAULT_CONFIG = "configs/sam2.1/sam2.1_hiera_l.yaml"
 OVERRIDE = "models.tracker.checkpoint"
 INSTALL_HINT = "pip install --no-build-isolation 'hoopray[meta-sam2]'"
 
+STREAM_NUM_FRAMES = 2**31 - 1
+"""``num_frames`` of a streamed clip: longer than any clip, so never the limit SAM2 applies."""
+
 _MEAN = (0.485, 0.456, 0.406)
 _STD = (0.229, 0.224, 0.225)
+_BOX_LABELS = (2, 3)  # SAM2's point labels of a box's top-left and bottom-right corners
 
 
 class MissingDependencyError(RuntimeError):
@@ -102,15 +116,16 @@ class Sam2MetaTracking:
         device: "auto" (CUDA if present), "cpu", "cuda", "cuda:N".
         overrides: extra Hydra overrides for the model config (e.g.
             ``["++model.image_size=512"]``).
-        max_lost_frames, new_track_iou, clean_max_distance, max_cond_frames, max_tracks: as in
-            :class:`hoopray.models.sam2_video.Sam2VideoTracking`.
-        mask_threshold: logit threshold that binarises the masks.
+        max_lost_frames, new_track_iou, mask_threshold, clean_max_distance, max_cond_frames,
+            max_tracks: see :class:`hoopray.models.tracking.TrackSettings`; ``max_tracks``
+            defaults to :data:`hoopray.models.tracking.MAX_TRACKS` (sized for basketball).
 
     The checkpoint is loaded by sam2's own loader, which uses ``torch.load(...,
     weights_only=True)`` and a strict ``load_state_dict`` (missing or unexpected keys
     raise).
 
     Raises:
+        ValueError: a bad setting (checked first).
         MissingDependencyError: ``sam2`` is not installed.
         WeightsNotFoundError: ``checkpoint`` is not a file.
     """
@@ -126,21 +141,20 @@ class Sam2MetaTracking:
         mask_threshold: float = 0.0,
         clean_max_distance: float | None = 0.5,
         max_cond_frames: int = 2,
-        max_tracks: int | None = 40,
+        max_tracks: int | None = MAX_TRACKS,
     ) -> None:
         from hoopray.models.device import resolve_device
         from hoopray.models.loading import require_path
 
-        TrackBook(max_lost_frames, new_track_iou, max_tracks)  # validates them
-        if max_cond_frames < 1:
-            raise ValueError(f"max_cond_frames must be >= 1; got {max_cond_frames}")
+        self.settings = TrackSettings(
+            max_lost_frames=max_lost_frames,
+            new_track_iou=new_track_iou,
+            max_tracks=max_tracks,
+            mask_threshold=mask_threshold,
+            clean_max_distance=clean_max_distance,
+            max_cond_frames=max_cond_frames,
+        )
         self.device = resolve_device(device)
-        self.max_lost_frames = max_lost_frames
-        self.new_track_iou = new_track_iou
-        self.mask_threshold = mask_threshold
-        self.clean_max_distance = clean_max_distance
-        self.max_cond_frames = max_cond_frames
-        self.max_tracks = max_tracks
         path = require_path(checkpoint, "Meta SAM2 checkpoint", OVERRIDE, directory=False)
         with sam2_hydra():
             build = import_sam2()
@@ -173,11 +187,10 @@ class Sam2MetaTracker:
 
     def __init__(self, owner: Sam2MetaTracking) -> None:
         self._owner = owner
-        self._book = TrackBook(owner.max_lost_frames, owner.new_track_iou, owner.max_tracks)
+        self._book = TrackBook(owner.settings)
+        self._guard = ClipGuard()
         self._state: dict[str, Any] | None = None
         self._frame = -1
-        self._size: tuple[int, int] | None = None
-        self._closed = False
 
     @property
     def live_ids(self) -> list[int]:
@@ -198,18 +211,16 @@ class Sam2MetaTracker:
         }
 
     def start(self, frame: np.ndarray, detections: sv.Detections) -> sv.Detections:
-        if self._frame >= 0:
-            raise RuntimeError("start() was already called for this clip; open a new tracker")
-        return self._advance(frame, detections, TrackSource.PROMPT)
+        size = self._guard.start(frame)
+        return self._advance(frame, size, detections, TrackSource.PROMPT)
 
     def step(self, frame: np.ndarray, new_detections: sv.Detections | None = None) -> sv.Detections:
-        if self._frame < 0:
-            raise RuntimeError("call start() before step()")
-        return self._advance(frame, new_detections, TrackSource.ADDED)
+        size = self._guard.step(frame)
+        return self._advance(frame, size, new_detections, TrackSource.ADDED)
 
     def close(self) -> None:
+        self._guard.close()
         self._state = None
-        self._closed = True
 
     def _new_state(self, height: int, width: int) -> dict[str, Any]:
         """The inference state ``SAM2VideoPredictor.init_state`` builds, without a video."""
@@ -218,7 +229,7 @@ class Sam2MetaTracker:
         device = torch.device(self._owner.device)
         state: dict[str, Any] = {
             "images": {},
-            "num_frames": 0,
+            "num_frames": STREAM_NUM_FRAMES,
             "offload_video_to_cpu": False,
             "offload_state_to_cpu": False,
             "video_height": height,
@@ -252,16 +263,18 @@ class Sam2MetaTracker:
         return (image - mean) / std
 
     def _advance(
-        self, frame: np.ndarray, detections: sv.Detections | None, origin: TrackSource
+        self,
+        frame: np.ndarray,
+        size: tuple[int, int],
+        detections: sv.Detections | None,
+        origin: TrackSource,
     ) -> sv.Detections:
         import torch
 
         from hoopray.models.device import autocast
 
-        if self._closed:
-            raise RuntimeError("tracker is closed")
-        self._size = check_frame(frame, self._size)
-        height, width = self._size
+        height, width = size
+        settings = self._owner.settings
         if self._state is None:
             self._state = self._new_state(height, width)
         state = self._state
@@ -275,11 +288,9 @@ class Sam2MetaTracker:
             return empty_tracks(height, width)
         with torch.inference_mode(), autocast(self._owner.device):
             state["images"][t] = self._pixels(frame)
-            state["num_frames"] = t + 1
             if new is not None and len(new):
                 ids = self._book.add(new, t, origin)
-                for obj_id, box in zip(ids, np.asarray(new.xyxy, np.float32), strict=True):
-                    predictor.add_new_points_or_box(state, frame_idx=t, obj_id=obj_id, box=box)
+                add_box_prompts(predictor, state, t, ids, np.asarray(new.xyxy, np.float32))
             predictor.propagate_in_video_preflight(state)
             logits, scores = [], []
             for obj_idx in range(len(state["obj_ids"])):
@@ -304,13 +315,13 @@ class Sam2MetaTracker:
                 logits.append(mask_logits)
                 scores.append(current["object_score_logits"].reshape(-1))
             _, video_logits = predictor._get_orig_video_res_output(state, torch.cat(logits))
-            masks = (video_logits[:, 0].float() > self._owner.mask_threshold).cpu().numpy()
+            masks = (video_logits[:, 0].float() > settings.mask_threshold).cpu().numpy()
             confidence = torch.sigmoid(torch.cat(scores).float()).cpu().numpy()
             track_ids = [int(i) for i in state["obj_ids"]]
-        if self._owner.clean_max_distance is not None:
+        if settings.clean_max_distance is not None:
             from hoopray.masks import clean_masks
 
-            masks, _ = clean_masks(masks, self._owner.clean_max_distance, in_place=True)
+            masks, _ = clean_masks(masks, settings.clean_max_distance, in_place=True)
         update = self._book.update(t, track_ids, masks, confidence)
         for obj_id in update.dropped:
             predictor.remove_object(state, obj_id, need_output=False)
@@ -329,7 +340,7 @@ class Sam2MetaTracker:
             for key in [k for k in non_cond if k < oldest]:
                 del non_cond[key]
             cond = outputs["cond_frame_outputs"]
-            for key in sorted(cond)[: max(0, len(cond) - self._owner.max_cond_frames)]:
+            for key in sorted(cond)[: max(0, len(cond) - self._owner.settings.max_cond_frames)]:
                 del cond[key]
         for tracked in state["frames_tracked_per_obj"].values():
             for key in [k for k in tracked if k < oldest]:
@@ -340,3 +351,55 @@ class Sam2MetaTracker:
         ):
             for key in [k for k in inputs if k <= t]:
                 del inputs[key]
+
+
+def add_box_prompts(
+    predictor: Any, state: dict[str, Any], frame_idx: int, obj_ids: list[int], boxes: np.ndarray
+) -> None:
+    """Prompt new objects with boxes (xyxy, frame pixels) on one frame, in one SAM pass.
+
+    Leaves the state as ``add_new_points_or_box(state, frame_idx, obj_id, box=box)`` for each
+    object in turn does (sam2 1.1.0) for objects new on this frame: each gets its box as
+    point inputs and a temporary conditioning output, which ``propagate_in_video_preflight``
+    then encodes into memory. Unlike those calls, the masks are decoded for all the new
+    objects at once and none is resized to the video's resolution here.
+    """
+    import torch
+
+    device = state["device"]
+    count = len(obj_ids)
+    indices = [predictor._obj_id_to_idx(state, obj_id) for obj_id in obj_ids]
+    scale = torch.tensor([state["video_width"], state["video_height"]], dtype=torch.float32)
+    corners = torch.as_tensor(np.asarray(boxes, np.float32).reshape(count, 2, 2))
+    coords = (corners / scale * predictor.image_size).to(device)
+    labels = torch.tensor([_BOX_LABELS] * count, dtype=torch.int32, device=device)
+    output, _ = predictor._run_single_frame_inference(
+        inference_state=state,
+        output_dict={"cond_frame_outputs": {}, "non_cond_frame_outputs": {}},
+        frame_idx=frame_idx,
+        batch_size=count,
+        is_init_cond_frame=True,
+        point_inputs={"point_coords": coords, "point_labels": labels},
+        mask_inputs=None,
+        reverse=False,
+        run_mem_encoder=False,
+    )
+    for row, obj_idx in enumerate(indices):
+        rows = slice(row, row + 1)
+        state["point_inputs_per_obj"][obj_idx][frame_idx] = {
+            "point_coords": coords[rows],
+            "point_labels": labels[rows],
+        }
+        state["mask_inputs_per_obj"][obj_idx].pop(frame_idx, None)
+        state["temp_output_dict_per_obj"][obj_idx]["cond_frame_outputs"][frame_idx] = {
+            name: _rows(value, rows) for name, value in output.items()
+        }
+
+
+def _rows(value: Any, rows: slice) -> Any:
+    """One object's slice of a batched SAM2 output entry (a tensor, a list of them or None)."""
+    if value is None:
+        return None
+    if isinstance(value, list):
+        return [item[rows] for item in value]
+    return value[rows]
