@@ -429,6 +429,7 @@ def start_ray(cpus: int) -> None:
     import ray
 
     ray.init(
+        address="local",  # a new local Ray, never a cluster another user started here
         num_cpus=cpus,
         num_gpus=GPUS,
         include_dashboard=False,
@@ -467,6 +468,7 @@ def run_schedule(
     cpus: int,
     detect_delay: float,
     track_delay: float,
+    extra: Sequence[str] = (),
 ) -> Run:
     """Run ``execute`` once on a fresh output root and a fresh Ray; measure it."""
     import ray
@@ -482,6 +484,7 @@ def run_schedule(
         archive.labels,
         out,
         *overrides(log_dir, schedule, detect_delay, track_delay),
+        *extra,
     )
     settings = Settings.from_cfg(cfg)
     planned = pipeline.plan_run(settings)
@@ -587,6 +590,13 @@ def main(argv: Sequence[str] | None = None) -> list[Run]:
     parser.add_argument("--track-delay", type=float, default=0.05, help="s per frame tracked")
     parser.add_argument("--cpus", type=int, default=16, help="fake CPUs of the local Ray")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an extra Hydra override for both runs, e.g. ray.observe.in_flight=2",
+    )
     parser.add_argument("--quick", action="store_true", help="6 games, 1-3 clips of 1-2 s")
     args = parser.parse_args(argv)
     if args.quick:
@@ -607,6 +617,7 @@ def main(argv: Sequence[str] | None = None) -> list[Run]:
         f"GPU doubles: detect {args.detect_delay:g} s/frame, track {args.track_delay:g} "
         f"s/frame (sleeping); {GPUS} fake GPUs, {GPUS} actors x 1 GPU, {args.cpus} fake CPUs "
         f"on {os.cpu_count()} real cores; render and report off"
+        + "".join(f"; {o}" for o in args.set)
     )
     schedules = SCHEDULES if args.schedule == "both" else (args.schedule,)
     runs = []
@@ -620,9 +631,13 @@ def main(argv: Sequence[str] | None = None) -> list[Run]:
                     cpus=args.cpus,
                     detect_delay=args.detect_delay,
                     track_delay=args.track_delay,
+                    extra=args.set,
                 )
             )
-            print(f"{schedule}: done, load avg {os.getloadavg()[0]:.1f}")
+            print(
+                f"{schedule}: makespan {runs[-1].makespan:.1f} s, gpu_utilisation "
+                f"{runs[-1].utilisation:.3f}; load avg {os.getloadavg()[0]:.1f}"
+            )
     print(actor_table(runs))
     print()
     print(table(runs))

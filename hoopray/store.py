@@ -14,8 +14,10 @@ The commit rule, which holds on every filesystem:
 
 1. An object becomes visible whole. Local files are written to a hidden temporary file
    beside the target, flushed and renamed over it. Object stores have no rename: the data
-   is spooled to a local temporary file first and then sent as one object (a single PUT,
-   or a multipart upload completed at the end), so an interrupted writer leaves nothing.
+   is spooled to a local temporary file first, sent to a hidden temporary key (a single
+   PUT, or a multipart upload completed at the end), and copied into place by the server,
+   so the target only ever holds a whole object and an interrupted writer leaves at most
+   a hidden ``.*.tmp`` key, which no reader or glob of ``*.parquet`` picks up.
 2. A clip's completion marker is written last: ``observations/clip`` for its observation
    tables, ``identities/tracks`` for its identity tables (:data:`MARKERS`). Readers here
    ignore a partition whose marker is missing.
@@ -320,10 +322,21 @@ def _fsync_dir(directory: Path) -> None:
 
 
 def _upload(local: Path, location: str) -> None:
+    """Send a local file as one object. It goes to a hidden temporary key first and is
+    then copied into place (a server-side copy appears whole), because an output stream
+    that fails half-way is still completed when it closes."""
     fs, path = filesystem(location)
-    with open(local, "rb") as source, fs.open_output_stream(path) as sink:
-        while chunk := source.read(_COPY_CHUNK):
-            sink.write(chunk)
+    head, _, name = path.rpartition("/")
+    staging = f"{head}/.{name}.{uuid.uuid4().hex}{_TMP_SUFFIX}"
+    try:
+        with open(local, "rb") as source, fs.open_output_stream(staging) as sink:
+            while chunk := source.read(_COPY_CHUNK):
+                sink.write(chunk)
+        fs.move(staging, path)
+    finally:
+        with contextlib.suppress(OSError):
+            if fs.get_file_info(staging).type != pafs.FileType.NotFound:
+                fs.delete_file(staging)
 
 
 @contextmanager
@@ -662,12 +675,18 @@ def delete_partition(
     """
     path = table_path(out_root, name, game_id, clip_id)
     existed = delete(path)
+    stale_prefix = f".{PART_FILE}."
     if is_local(path):
         directory = Path(path).parent
         if directory.is_dir():
-            for stale in directory.glob(f".{PART_FILE}.*{_TMP_SUFFIX}"):
+            for stale in directory.glob(f"{stale_prefix}*{_TMP_SUFFIX}"):
                 stale.unlink(missing_ok=True)
         _remove_empty_dir(path)
+        return existed
+    directory = parent(path)
+    for entry in list_dir(directory):
+        if entry.name.startswith(stale_prefix) and entry.name.endswith(_TMP_SUFFIX):
+            delete(f"{directory}/{entry.name}")
     return existed
 
 

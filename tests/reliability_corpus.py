@@ -361,7 +361,9 @@ class _FaultyTracker(ReplayTracker):
             if key == owner.leak:
                 raise RuntimeError(
                     "401 Unauthorized: https://api.example.com/infer?api_key="
-                    f"{os.environ.get('ROBOFLOW_API_KEY')} (token {os.environ.get('HF_TOKEN')})"
+                    f"{os.environ.get('ROBOFLOW_API_KEY')} (token {os.environ.get('HF_TOKEN')}, "
+                    f"aws {os.environ.get('AWS_SECRET_ACCESS_KEY')} "
+                    f"{os.environ.get('AWS_SESSION_TOKEN')})"
                 )
             marker = owner.marker
             if key == owner.crash and index >= owner.crash_frame and not marker.exists():

@@ -6,6 +6,7 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import ClassVar
 
 import pyarrow as pa
 import pyarrow.fs as pafs
@@ -717,3 +718,57 @@ def test_failed_write_on_s3_leaves_no_object(
     assert listing.get("Contents", []) == []
     uploads = s3_client().list_multipart_uploads(Bucket=s3_bucket)
     assert uploads.get("Uploads", []) == []
+
+
+# --------------------------------------------------------------------------- failed uploads
+
+
+@pytest.fixture
+def dropping_root() -> Iterator[tuple[object, str]]:
+    """``dropmem://``: an in-memory object store whose uploads can be made to fail (the
+    connection drops at the first write), as a network error or an interrupt would."""
+    memory = pytest.importorskip("fsspec.implementations.memory")
+
+    class Dropping(memory.MemoryFileSystem):
+        store: ClassVar[dict] = {}  # fsspec keeps the objects per class
+        pseudo_dirs: ClassVar[list] = [""]
+        drop = False
+
+        def _open(self, path: str, mode: str = "rb", **kwargs: object) -> object:
+            handle = super()._open(path, mode, **kwargs)
+            if "w" in mode and self.drop:
+
+                def write(data: bytes) -> int:
+                    raise ConnectionResetError("connection reset by peer")
+
+                handle.write = write
+            return handle
+
+    fs = Dropping(skip_instance_cache=True)
+    store.register_filesystem("dropmem", fs)
+    yield fs, f"dropmem://hoopray-{uuid.uuid4().hex}/out"
+
+
+def test_a_failed_upload_leaves_the_old_object(dropping_root: tuple[object, str]) -> None:
+    """Commit rule 1 on an object store: an upload that fails midway commits nothing.
+
+    The spooled file is streamed to the store inside ``with fs.open_output_stream(...)``;
+    pyarrow's stream closes (for S3: completes the multipart upload) on the way out of the
+    ``with`` even when a write raised, so what was sent so far becomes the object.
+    """
+    fs, root = dropping_root
+    report = store.join(root, "g", "report.html")
+    store.write_text(report, "old report")
+    store.write_table(root, "identities/frames", "g", "c", _frames(4))
+    _mark(root)
+    fs.drop = True  # type: ignore[attr-defined]
+    with pytest.raises(ConnectionResetError):
+        store.write_text(report, "new report")
+    with pytest.raises(ConnectionResetError):
+        store.write_text(store.join(root, "g", "new.json"), "{}")
+    with pytest.raises(ConnectionResetError):
+        store.write_table(root, "identities/frames", "g", "c", _frames(2))
+    fs.drop = False  # type: ignore[attr-defined]
+    assert store.read_text(report) == "old report"
+    assert not store.exists(store.join(root, "g", "new.json"))
+    assert store.read_table(root, "identities/frames")["frame"].to_pylist() == [0, 1, 2, 3]

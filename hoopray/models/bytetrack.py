@@ -28,7 +28,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from hoopray.models.sam2_video import check_frame, detection_class_names, empty_tracks, make_tracks
+from hoopray.models.tracking import (
+    ClipGuard,
+    at_least,
+    detection_class_names,
+    empty_tracks,
+    in_range,
+    make_tracks,
+)
 from hoopray.types import TrackSource
 
 if TYPE_CHECKING:
@@ -70,19 +77,11 @@ class ByteTrackTracking:
         minimum_iou_threshold: float = 0.1,
         high_conf_det_threshold: float = 0.5,
     ) -> None:
-        if lost_track_buffer < 0:
-            raise ValueError(f"lost_track_buffer must be >= 0; got {lost_track_buffer}")
-        if minimum_consecutive_frames < 1:
-            raise ValueError(
-                f"minimum_consecutive_frames must be >= 1; got {minimum_consecutive_frames}"
-            )
-        for name, value in (
-            ("track_activation_threshold", track_activation_threshold),
-            ("minimum_iou_threshold", minimum_iou_threshold),
-            ("high_conf_det_threshold", high_conf_det_threshold),
-        ):
-            if not 0.0 <= value <= 1.0:
-                raise ValueError(f"{name} must be in [0, 1]; got {value}")
+        at_least("lost_track_buffer", lost_track_buffer, 0)
+        at_least("minimum_consecutive_frames", minimum_consecutive_frames, 1)
+        in_range("track_activation_threshold", track_activation_threshold, 0.0, 1.0)
+        in_range("minimum_iou_threshold", minimum_iou_threshold, 0.0, 1.0)
+        in_range("high_conf_det_threshold", high_conf_det_threshold, 0.0, 1.0)
         self.lost_track_buffer = lost_track_buffer
         self.track_activation_threshold = track_activation_threshold
         self.minimum_consecutive_frames = minimum_consecutive_frames
@@ -111,10 +110,9 @@ class ByteTrackTracker:
         self._warm_updates = max(2, minimum_consecutive_frames)
         self._ids: dict[int, int] = {}  # ByteTrack's id -> ours
         self._class_names: dict[int, str | None] = {}
-        self._size: tuple[int, int] | None = None
+        self._guard = ClipGuard()
+        self._size: tuple[int, int] = (0, 0)
         self._last: sv.Detections | None = None
-        self._started = False
-        self._closed = False
 
     def start(self, frame: np.ndarray, detections: sv.Detections) -> sv.Detections:
         """Track every detection from this frame on.
@@ -122,10 +120,7 @@ class ByteTrackTracker:
         ByteTrack confirms a box only after matching it on consecutive updates, so the
         prompted detections are fed that many times here: the prompt counts as seen.
         """
-        if self._started:
-            raise RuntimeError("start() was already called for this clip; open a new tracker")
-        self._check(frame)
-        self._started = True
+        self._size = self._guard.start(frame)
         if len(detections) == 0:
             return self._remember(empty_tracks(*self._size))
         detections = with_confidence(detections)
@@ -134,9 +129,7 @@ class ByteTrackTracker:
         return self._remember(self._report(matched, TrackSource.PROMPT))
 
     def step(self, frame: np.ndarray, new_detections: sv.Detections | None = None) -> sv.Detections:
-        if not self._started:
-            raise RuntimeError("call start() before step()")
-        self._check(frame)
+        self._size = self._guard.step(frame)
         if new_detections is None:
             assert self._last is not None
             result = self._last[:]
@@ -146,14 +139,9 @@ class ByteTrackTracker:
         return self._remember(self._report(matched, TrackSource.ADDED))
 
     def close(self) -> None:
-        self._byte_track.reset()
+        if self._guard.close():
+            self._byte_track.reset()
         self._last = None
-        self._closed = True
-
-    def _check(self, frame: np.ndarray) -> None:
-        if self._closed:
-            raise RuntimeError("tracker is closed")
-        self._size = check_frame(frame, self._size)
 
     def _remember(self, result: sv.Detections) -> sv.Detections:
         self._last = result

@@ -4,8 +4,12 @@ Install with ``pip install 'hoopray[roboflow]'`` and export ``ROBOFLOW_API_KEY``
 is read from the environment when a model is loaded, handed to ``inference`` and not kept
 on the adapter (nor in its repr, config or outputs).
 
-``inference`` models take BGR images (OpenCV's order); hoopray frames and crops are RGB,
-so the adapters flip channels before calling them.
+``inference`` models take BGR numpy images (OpenCV's order); hoopray frames and crops are
+RGB, so the adapters flip channels before calling them. Both adapters call the model's
+``infer``, which runs its own preprocessing before ``predict``: the number reader's
+(SmolVLM2 + LoRA) converts the BGR crop to the RGB image the LoRA was trained on. Its
+``predict`` must not be called directly: on the legacy backend it would receive BGR pixels
+as if they were RGB, and on the inference-models backend it takes preprocessed inputs.
 """
 
 from __future__ import annotations
@@ -105,8 +109,9 @@ def _class_names(model: Any) -> list[str]:
 class RoboflowNumberReader:
     """The notebook's hosted SmolVLM2 + LoRA number reader (``inference.get_model``).
 
-    Roboflow's reader returns text only, so every read has confidence 1.0 (0.0 when the
-    answer is not a number).
+    Each crop is read by ``infer(crop, prompt=...)``; the answer is the ``response`` of the
+    first (only) result. Roboflow's reader returns text only, so every read has confidence
+    1.0 (0.0 when the answer is not a number).
 
     Args:
         model_id: Roboflow model id, "project/version".
@@ -141,8 +146,21 @@ class RoboflowNumberReader:
             if crop.size == 0:
                 reads.append(NumberRead(text=None, confidence=0.0, raw=""))
                 continue
-            answer = self._model.predict(_bgr(crop), self.prompt)
-            raw = str(answer[0] if isinstance(answer, (list, tuple)) else answer).strip()
+            raw = response_text(self._model.infer(_bgr(crop), prompt=self.prompt)).strip()
             text = normalise_number(raw)
             reads.append(NumberRead(text=text, confidence=1.0 if text else 0.0, raw=raw))
         return reads
+
+
+def response_text(result: Any) -> str:
+    """The answer of an ``infer`` call: the ``response`` of its first result.
+
+    ``inference`` LMMs return a list holding one ``LMMInferenceResponse``; an empty list
+    or a missing response reads as "".
+    """
+    if isinstance(result, (list, tuple)):
+        if not result:
+            return ""
+        result = result[0]
+    response = getattr(result, "response", result)
+    return "" if response is None else str(response)

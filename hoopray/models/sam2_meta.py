@@ -86,12 +86,18 @@ def import_sam2() -> Any:
 
 @contextlib.contextmanager
 def sam2_hydra() -> Iterator[None]:
-    """Hydra's global state initialised with sam2's configs, the caller's restored after."""
-    from hydra import initialize_config_module, version
+    """Hydra's global state initialised with sam2's configs, the caller's restored after.
+
+    The version base is restored as it was, unset included (a fresh process, e.g. a Ray
+    actor, has none).
+    """
+    from hydra import initialize_config_module
     from hydra.core.global_hydra import GlobalHydra
+    from hydra.version import VersionBase
 
     saved = GlobalHydra.instance().hydra
-    saved_base = version.getbase()
+    versions = VersionBase.instance()
+    saved_base = versions.version_base
     GlobalHydra.instance().clear()
     try:
         import_sam2()  # a first import initialises the (cleared) global state itself
@@ -101,8 +107,7 @@ def sam2_hydra() -> Iterator[None]:
     finally:
         GlobalHydra.instance().clear()
         GlobalHydra.instance().hydra = saved
-        if saved_base is not None:
-            version.setbase(str(saved_base))
+        versions.version_base = saved_base
 
 
 class Sam2MetaTracking:

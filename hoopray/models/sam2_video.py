@@ -336,4 +336,3 @@ class Sam2VideoTracker:
             self._session, t, owner.num_maskmem, owner.num_pointers, settings.max_cond_frames
         )
         return update.detections
-

@@ -9,8 +9,14 @@ text ``preamble`` ("Answer briefly."), the crop, and the ``prompt``. Crops are r
 batches with left padding and greedy decoding.
 
 Confidence of a read is the product of the probabilities (softmax of the raw logits) of
-the greedily chosen tokens of the answer, i.e. every generated token before the first
-end-of-answer token. An empty answer has confidence 0.
+the greedily chosen tokens of the answer and of the end-of-answer token that closed it:
+the model's probability of this whole answer, ended there. So a read cut short ("2" where
+the model was unsure whether "23" goes on) is not confident. An empty answer, or one that
+``max_new_tokens`` cut off before its end token, has confidence 0.
+
+``max_new_tokens`` must hold the longest number answer with the processor's tokenizer: a
+leading space, two digits and the end token (:func:`answer_budget`), which is checked when
+the reader is made.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from hoopray.types import NumberRead
 DEFAULT_SMOLVLM2 = "HuggingFaceTB/SmolVLM2-2.2B-Instruct"
 DEFAULT_PROMPT = "Read the number."
 DEFAULT_PREAMBLE = "Answer briefly."
+JERSEY_NUMBERS = ("00", *(str(n) for n in range(100)))
 
 
 def answer_tokens(
@@ -42,19 +49,34 @@ def answer_tokens(
 
     Returns:
         For each row: the ids before the first stop id, and the product of their
-        probabilities (0.0 when there are none).
+        probabilities and the stop id's. 0.0 when there are no ids before it, or no stop
+        id at all (the answer was cut off).
     """
     stops = set(int(i) for i in stop_ids)
     answers: list[tuple[list[int], float]] = []
     for row, probs in zip(generated, probabilities, strict=True):
-        ids: list[int] = []
-        for token in row.tolist():
-            if token in stops:
-                break
-            ids.append(int(token))
-        confidence = float(np.prod(probs[: len(ids)], dtype=np.float64)) if ids else 0.0
+        tokens = row.tolist()
+        end = next((k for k, token in enumerate(tokens) if token in stops), None)
+        ids = [int(token) for token in tokens[:end]]
+        confidence = 0.0
+        if ids and end is not None:
+            confidence = float(np.prod(probs[: end + 1], dtype=np.float64))
         answers.append((ids, min(max(confidence, 0.0), 1.0)))
     return answers
+
+
+def answer_budget(tokenizer: Any) -> int:
+    """Tokens the longest jersey-number answer takes with ``tokenizer``, its end included.
+
+    Every number from "0" to "99" and "00" is counted with and without a leading space
+    (the answer follows "Assistant:"), plus one end-of-answer token.
+    """
+    lengths = [
+        len(tokenizer(text, add_special_tokens=False)["input_ids"])
+        for number in JERSEY_NUMBERS
+        for text in (number, f" {number}")
+    ]
+    return max(lengths) + 1
 
 
 def _merge_adapter(model: Any, adapter: str) -> Any:
@@ -82,12 +104,15 @@ class SmolVlmNumberReader:
         prompt: the question asked about each crop.
         device: "auto", "cpu", "cuda", ...
         batch_size: crops per ``generate`` call.
-        max_new_tokens: longest answer generated.
+        max_new_tokens: longest answer generated, its end token included; at least
+            :func:`answer_budget` of the processor's tokenizer.
         preamble: text placed before the crop in the user turn; None for none.
         image_splitting: passed to the processor as ``do_image_splitting``; None keeps
             the processor's own setting. False is much faster on small crops.
 
     Raises:
+        ValueError: ``batch_size`` < 1, or ``max_new_tokens`` too small for a two-digit
+            answer and its end token.
         WeightsNotFoundError: the base or the adapter cannot be found locally.
     """
 
@@ -119,6 +144,12 @@ class SmolVlmNumberReader:
         where = {"what": "SmolVLM2 number reader (base)", "override": "models.reader.base"}
         self._processor = load_pretrained(AutoProcessor.from_pretrained, base, **where)
         self._processor.tokenizer.padding_side = "left"
+        budget = answer_budget(self._processor.tokenizer)
+        if max_new_tokens < budget:
+            raise ValueError(
+                f"max_new_tokens={max_new_tokens} cannot hold a two-digit answer and its end "
+                f"token, which take {budget} tokens with {base!r}'s tokenizer"
+            )
         model = load_pretrained(
             AutoModelForImageTextToText.from_pretrained, base, dtype=dtype, **where
         )

@@ -67,6 +67,13 @@ def build_tiny_siglip(directory: str | Path, seed: int = 0) -> Path:
 
 
 def _tiny_tokenizer() -> PreTrainedTokenizerFast:
+    """A byte-level BPE tokenizer with SmolVLM's special tokens.
+
+    Digits are split one per token (the Digits pre-tokenizer), so a number answer takes
+    the most tokens any byte-level BPE can give it, whatever the real tokenizer merges:
+    " 23" is a space, "2" and "3", and with its end token fills the reader's default
+    ``max_new_tokens`` of 4.
+    """
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -81,7 +88,12 @@ def _tiny_tokenizer() -> PreTrainedTokenizerFast:
     ]
     special += [f"<row_{r}_col_{c}>" for r in range(1, 7) for c in range(1, 7)]
     core = Tokenizer(models.BPE(unk_token=None))
-    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    core.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Digits(individual_digits=True),
+            pre_tokenizers.ByteLevel(add_prefix_space=False),
+        ]
+    )
     core.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=320,

@@ -171,7 +171,9 @@ def _whole_objects(bucket: str) -> list[str]:
         keys += [o["Key"] for o in page.get("Contents", [])]
     for key in keys:
         name = key.rsplit("/", 1)[-1]
-        assert not name.startswith(".") and not name.endswith(".tmp"), key
+        if name.startswith("."):
+            assert name.endswith(".tmp"), key  # an upload in flight, never a table
+            continue
         if key.endswith(".parquet"):
             try:
                 body = client.get_object(Bucket=bucket, Key=key)["Body"].read()

@@ -16,13 +16,8 @@ import supervision as sv
 
 from hoopray.masks import masks_to_xyxy
 from hoopray.models.base import CLASS_NAME, SOURCE, Tracker, TrackingModel, WeightsNotFoundError
-from hoopray.models.sam2_video import (
-    Sam2VideoTracking,
-    TrackBook,
-    box_iou,
-    build_tiny_sam2_video,
-)
-from hoopray.types import TrackSource
+from hoopray.models.sam2_video import Sam2VideoTracking
+from hoopray.models.tracking import MAX_TRACKS
 
 H, W = 96, 160
 ALWAYS_ON = -1e4
@@ -56,66 +51,6 @@ def assert_valid(result: sv.Detections) -> None:
     assert len(result.data[SOURCE]) == len(result) == len(result.data[CLASS_NAME])
     np.testing.assert_array_equal(result.xyxy, masks_to_xyxy(result.mask))
     assert all(m.any() for m in result.mask)
-
-
-# ---------------------------------------------------------------- bookkeeping (pure)
-
-
-@pytest.mark.parametrize(
-    ("live", "boxes", "conf", "expected"),
-    [
-        ([], [], None, []),
-        ([], [[0, 0, 10, 10]], None, [0]),
-        ([[0, 0, 10, 10]], [[0, 0, 10, 10], [50, 50, 60, 60]], None, [1]),
-        ([[0, 0, 10, 10]], [[1, 1, 11, 11]], None, []),  # IoU 0.68: covered
-        ([[0, 0, 10, 10]], [[6, 0, 16, 10]], None, [0]),  # IoU 0.25: not covered
-        ([], [[0, 0, 10, 10], [1, 0, 11, 10]], [0.5, 0.9], [1]),  # duplicates: most confident
-        ([], [[0, 0, 10, 10], [1, 0, 11, 10]], None, [0]),
-        ([], [[5, 5, 5, 10], [8, 8, 4, 12]], None, []),  # no area
-    ],
-)
-def test_trackbook_uncovered(live, boxes, conf, expected) -> None:
-    book = TrackBook(max_lost_frames=3, new_track_iou=0.3)
-    book.add(dets(live), frame=0, origin=TrackSource.PROMPT)
-    assert book.uncovered(dets(boxes, conf=conf)).tolist() == expected
-
-
-FAR_APART = [[0, 0, 10, 10], [20, 0, 30, 10], [40, 0, 50, 10], [60, 0, 70, 10]]
-
-
-@pytest.mark.parametrize(
-    ("max_tracks", "live", "conf", "expected"),
-    [
-        (None, 0, None, [0, 1, 2, 3]),
-        (4, 0, None, [0, 1, 2, 3]),
-        (2, 0, [0.1, 0.9, 0.5, 0.2], [1, 2]),  # the most confident get the places
-        (3, 2, [0.1, 0.9, 0.5, 0.2], [1]),
-        (2, 2, [0.1, 0.9, 0.5, 0.2], []),  # full
-        (1, 0, None, [0]),
-    ],
-)
-def test_trackbook_caps_live_tracks(max_tracks, live, conf, expected) -> None:
-    book = TrackBook(max_lost_frames=3, new_track_iou=0.3, max_tracks=max_tracks)
-    book.add(
-        dets([[200 + 20 * k, 200, 210 + 20 * k, 210] for k in range(live)]), 0, TrackSource.PROMPT
-    )
-    assert book.uncovered(dets(FAR_APART, conf=conf)).tolist() == expected
-
-
-@pytest.mark.parametrize(
-    ("max_lost", "iou", "max_tracks"),
-    [(-1, 0.3, None), (3, 0.0, None), (3, 1.5, None), (3, float("nan"), None), (3, 0.3, 0)],
-)
-def test_trackbook_rejects_bad_settings(max_lost: int, iou: float, max_tracks) -> None:
-    with pytest.raises(ValueError):
-        TrackBook(max_lost, iou, max_tracks)
-
-
-def test_box_iou_table() -> None:
-    a = np.array([[0, 0, 10, 10], [0, 0, 0, 0]], dtype=np.float32)
-    b = np.array([[0, 0, 10, 10], [5, 0, 15, 10], [20, 20, 30, 30]], dtype=np.float32)
-    np.testing.assert_allclose(box_iou(a, b), [[1, 1 / 3, 0], [0, 0, 0]])
-    assert box_iou(a, np.zeros((0, 4))).shape == (2, 0)
 
 
 # ---------------------------------------------------------------- the tracker
@@ -317,8 +252,10 @@ def test_config_options_instantiate(tiny_sam2_dir, option: str, hub_id: str) -> 
     assert isinstance(instantiate(cfg.models.tracker), Sam2VideoTracking)
 
 
-@pytest.mark.parametrize("image_size", [0, 100, -16])
-def test_tiny_builder_rejects_bad_sizes(tmp_path, image_size: int) -> None:
-    with pytest.raises(ValueError, match="multiple of 16"):
-        build_tiny_sam2_video(tmp_path / "tiny", image_size=image_size)
-    assert not (tmp_path / "tiny").exists()
+def test_max_tracks_defaults_to_basketball_size(tiny_sam2_dir) -> None:
+    assert MAX_TRACKS <= 20
+    model = tracking(tiny_sam2_dir, mask_threshold=ALWAYS_ON)
+    assert model.settings.max_tracks == MAX_TRACKS
+    far_apart = [[6 * k, 0, 6 * k + 4, 4] for k in range(MAX_TRACKS + 5)]
+    result = model.open().start(np.zeros((H, W, 3), np.uint8), dets(far_apart))
+    assert result.tracker_id.tolist() == list(range(1, MAX_TRACKS + 1))

@@ -6,7 +6,12 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from hoopray.models.tiny import NOTEBOOK_DETECTOR_CLASSES, build_tiny_rfdetr, build_tiny_siglip
+from hoopray.models.tiny import (
+    NOTEBOOK_DETECTOR_CLASSES,
+    build_tiny_rfdetr,
+    build_tiny_sam2_video,
+    build_tiny_siglip,
+)
 
 
 def _weights(directory: Path) -> dict[str, torch.Tensor]:
@@ -57,3 +62,29 @@ def test_smolvlm_base_and_adapter(tiny_smolvlm_dirs: tuple[Path, Path]) -> None:
     ids = tokenizer("23", add_special_tokens=False)["input_ids"]
     assert tokenizer.decode(ids) == "23"
     assert tokenizer.convert_tokens_to_ids("<image>") != tokenizer.unk_token_id
+
+
+@pytest.mark.parametrize("image_size", [0, 100, -16])
+def test_sam2_builder_rejects_bad_sizes(tmp_path: Path, image_size: int) -> None:
+    with pytest.raises(ValueError, match="multiple of 16"):
+        build_tiny_sam2_video(tmp_path / "tiny", image_size=image_size)
+    assert not (tmp_path / "tiny").exists()
+
+
+def test_sam2_builder_is_still_importable_from_the_adapter() -> None:
+    from hoopray.models import sam2_video
+
+    assert sam2_video.build_tiny_sam2_video is build_tiny_sam2_video
+
+
+def test_sam2_directory_holds_model_and_processor(tiny_sam2_dir: Path) -> None:
+    names = {p.name for p in Path(tiny_sam2_dir).iterdir()}
+    assert {"config.json", "model.safetensors"} <= names
+
+
+def test_smolvlm_tokenizer_splits_digits(tiny_smolvlm_dirs: tuple[Path, Path]) -> None:
+    from transformers import AutoProcessor
+
+    tokenizer = AutoProcessor.from_pretrained(tiny_smolvlm_dirs[0]).tokenizer
+    ids = tokenizer(" 23", add_special_tokens=False)["input_ids"]
+    assert [tokenizer.decode([i]) for i in ids] == [" ", "2", "3"]
