@@ -273,7 +273,8 @@ class _Game:
     started: bool = False
 
 
-def _clip_item(game: GameInput, clip: Any) -> dict[str, Any]:
+def clip_item(game: GameInput, clip: Any) -> dict[str, Any]:
+    """The GPU work item that observes one clip."""
     return {
         "kind": stages.OBSERVE,
         "game_id": game.game_id,
@@ -285,7 +286,8 @@ def _clip_item(game: GameInput, clip: Any) -> dict[str, Any]:
     }
 
 
-def _sample_item(game: GameInput) -> dict[str, Any]:
+def sample_item(game: GameInput) -> dict[str, Any]:
+    """The GPU work item of a game's pass 1 (its clips' sampled frames)."""
     clips = [[c.clip_id, str(c.path), c.fingerprint] for c in game.clips]
     return {
         "kind": stages.SAMPLE,
@@ -341,13 +343,13 @@ class _Execution:
                 continue
             state = _Game(game, plan, run.fits.get(game.game_id), waiting_fit=plan.fit_teams)
             if plan.fit_teams and game.clips:
-                self.items.append(_sample_item(game))
+                self.items.append(sample_item(game))
             else:
                 state.waiting_fit = False
             for clip in game.clips:
                 cp = plan.clip(clip.clip_id)
                 if cp.observe:
-                    self.items.append(_clip_item(game, clip))
+                    self.items.append(clip_item(game, clip))
                     state.pending.add(clip.clip_id)
                 elif cp.resolve or cp.render:
                     state.rows.append(_carried_row(self.out, game, clip))

@@ -370,3 +370,33 @@ class _FaultyTracker(ReplayTracker):
                 marker.write_text(f"killed at frame {index}\n")
                 os._exit(3)
         return super().step(frame, new_detections)
+
+
+TABLES = (
+    "observations/tracks",
+    "observations/reads",
+    "observations/team_votes",
+    "observations/clip",
+    "identities/tracks",
+    "identities/frames",
+    "status/clips",
+)
+TIMING = frozenset({"seconds", "seconds_observe", "seconds_resolve", "seconds_render"})
+
+
+def table_content(
+    out: str | Path, game_id: str, leave_out: frozenset[str] = TIMING
+) -> dict[str, list[str]]:
+    """Every table of a game as sorted rows (JSON), the columns ``leave_out`` left out:
+    what two runs must agree on."""
+    import json
+
+    from hoopray import store
+
+    found = {}
+    for name in TABLES:
+        table = store.read_table(str(out), name, game_id)
+        keep = [c for c in table.column_names if c not in leave_out]
+        rows = table.select(keep).to_pylist()
+        found[name] = sorted(json.dumps(r, sort_keys=True, default=str) for r in rows)
+    return found

@@ -20,26 +20,15 @@ from pathlib import Path
 import pytest
 from omegaconf import DictConfig
 
-from hoopray import job, outputs, stages, store
+from hoopray import job, outputs, pipeline, stages, store
 from hoopray import manifest as mf
 from hoopray.settings import Settings
 from hoopray.video import GameInput
-from tests.reliability_corpus import config
+from tests.reliability_corpus import TABLES, config, table_content
 
 ROOT = Path(__file__).resolve().parents[1]
 FAULTY = "models.tracker._target_=tests.reliability_corpus.FaultyTracking"
 SIZE = (320, 180)
-TIMING = {"seconds", "seconds_observe", "seconds_resolve", "seconds_render"}
-TABLES = (
-    "observations/tracks",
-    "observations/reads",
-    "observations/team_votes",
-    "observations/clip",
-    "identities/tracks",
-    "identities/frames",
-    "status/clips",
-)
-
 pytestmark = pytest.mark.reliability
 
 
@@ -58,14 +47,7 @@ def ray_local():
 
 
 def content(out: Path, game_id: str) -> dict[str, list[str]]:
-    """Every table of a game as sorted rows (JSON), timing columns left out."""
-    found = {}
-    for name in TABLES:
-        table = store.read_table(str(out), name, game_id)
-        keep = [c for c in table.column_names if c not in TIMING]
-        rows = table.select(keep).to_pylist()
-        found[name] = sorted(json.dumps(r, sort_keys=True, default=str) for r in rows)
-    return found
+    return table_content(out, game_id)
 
 
 def _run(cfg: DictConfig) -> int:
@@ -286,18 +268,7 @@ def small_game(tmp_path: Path) -> dict:
     make_game(games, labels, "w", seed=8, clips=2, seconds=1.0, fps=10, size=SIZE)
     settings = Settings.from_cfg(config(games, labels, tmp_path / "out"))
     (game,) = discover_games(str(games))
-    items = [
-        {
-            "kind": stages.OBSERVE,
-            "game_id": game.game_id,
-            "clip_id": clip.clip_id,
-            "path": str(clip.path),
-            "fingerprint": clip.fingerprint,
-            "game_dir": str(game.directory),
-            "clips": "",
-        }
-        for clip in game.clips
-    ]
+    items = [pipeline.clip_item(game, clip) for clip in game.clips]
     assert [i["clip_id"] for i in items] == ["clip-01", "clip-02"]
     return {"settings": settings, "items": items, "game": game, "out": tmp_path / "out"}
 

@@ -28,7 +28,11 @@ def games(tmp_path: Path) -> Path:
     [
         ("s3://{missing}/games", "{tmp}/out", ["s3://{missing}/games", "does not exist"]),
         ("{games}", "s3://{missing}/out", ["s3://{missing}/out", "does not exist"]),
-        ("nosuchscheme://bucket/games", "{tmp}/out", ["nosuchscheme://bucket/games", "nosuchscheme"]),
+        (
+            "nosuchscheme://bucket/games",
+            "{tmp}/out",
+            ["nosuchscheme://bucket/games", "nosuchscheme"],
+        ),
     ],
     ids=["missing-input-bucket", "missing-output-bucket", "unknown-scheme"],
 )

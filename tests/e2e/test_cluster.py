@@ -60,8 +60,9 @@ def test_node_lost_mid_run_retries_its_clips_and_equals_an_undisturbed_run(
         )
         result: dict[str, int] = {}
         running = threading.Thread(
-            target=lambda: result.update(code=job.run_job(cfg, incremental=False,
-                                                          start_ray=lambda **k: None)),
+            target=lambda: result.update(
+                code=job.run_job(cfg, incremental=False, start_ray=lambda **k: None)
+            ),
             daemon=True,
         )
         running.start()
@@ -78,11 +79,10 @@ def test_node_lost_mid_run_retries_its_clips_and_equals_an_undisturbed_run(
         assert not running.is_alive(), "the run did not finish after the node was lost"
         assert result["code"] == 0
 
-        keys = {clip_key(g, f"clip-0{i}"): (g, f"clip-0{i}") for g in ("n1", "n2")
-                for i in (1, 2, 3)}
-        attempts = {
-            keys[int(p.stem)]: len(p.read_text().splitlines()) for p in tries.glob("*.txt")
+        keys = {
+            clip_key(g, f"clip-0{i}"): (g, f"clip-0{i}") for g in ("n1", "n2") for i in (1, 2, 3)
         }
+        attempts = {keys[int(p.stem)]: len(p.read_text().splitlines()) for p in tries.glob("*.txt")}
         retried = sorted(k for k, n in attempts.items() if n > 1)
         print(f"\nnode loss: clips tried more than once: {len(retried)} {retried}")
         assert len(attempts) == 6 and retried

@@ -18,8 +18,12 @@ from tests.reliability_corpus import config
 ROOT = Path(__file__).resolve().parents[2]
 SIZE = (320, 180)
 FAULTY = "models.tracker._target_=tests.reliability_corpus.FaultyTracking"
-OBSERVED = ("observations/tracks", "observations/reads", "observations/team_votes",
-            "observations/clip")
+OBSERVED = (
+    "observations/tracks",
+    "observations/reads",
+    "observations/team_votes",
+    "observations/clip",
+)
 
 pytestmark = pytest.mark.slow
 
@@ -54,8 +58,9 @@ def test_a_new_clip_is_observed_alone_and_the_game_resolved_again(
     games, labels, out = tmp_path / "games", tmp_path / "labels", tmp_path / "out"
     make_game(games, labels, "a", seed=41, clips=5, seconds=1.0, fps=10, size=SIZE)
     extra = tmp_path / "extra"
-    make_game(extra, tmp_path / "extra-labels", "a", seed=42, clips=1, seconds=1.0, fps=10,
-              size=SIZE)
+    make_game(
+        extra, tmp_path / "extra-labels", "a", seed=42, clips=1, seconds=1.0, fps=10, size=SIZE
+    )
     assert _nightly(config(games, labels, out)) == 0
     before = _stamps(out, "a")
     model = os.stat(out / "a" / "teams" / "model.npz").st_mtime_ns
@@ -99,14 +104,18 @@ def test_a_hung_clip_times_out_and_fails_alone(ray_local, tmp_path: Path) -> Non
 
     games, labels, out = tmp_path / "games", tmp_path / "labels", tmp_path / "out"
     make_game(games, labels, "h", seed=44, clips=3, seconds=1.0, fps=10, size=SIZE)
-    cfg = config(games, labels, out, FAULTY, "+models.tracker.hang=h/clip-02",
-                 "ray.observe.clip_timeout_s=8")
+    cfg = config(
+        games, labels, out, FAULTY, "+models.tracker.hang=h/clip-02", "ray.observe.clip_timeout_s=8"
+    )
     started = time.monotonic()
     assert job.run_job(cfg, incremental=False, start_ray=lambda **k: None) == 1
     assert time.monotonic() - started < 120
     status = {r["clip_id"]: r for r in store.read_table(str(out), "status/clips").to_pylist()}
     assert {c: r["status"] for c, r in status.items()} == {
-        "clip-01": "ok", "clip-02": "failed", "clip-03": "ok"}
+        "clip-01": "ok",
+        "clip-02": "failed",
+        "clip-03": "ok",
+    }
     assert status["clip-02"]["stage"] == "observe"
     assert "clip_timeout_s=8" in status["clip-02"]["reason"]
     assert store.read_partition(str(out), "observations/clip", "h", "clip-02") is None
@@ -126,10 +135,19 @@ def test_a_second_run_on_the_same_root_exits_3_and_touches_nothing(
     make_game(games, labels, "c", seed=45, clips=3, seconds=1.0, fps=10, size=SIZE)
     slow = (FAULTY, "+models.tracker.delay=0.1")
     first = subprocess.Popen(
-        [sys.executable, str(ROOT / "jobs" / "nightly.py"), "+experiment=replay",
-         f"data.root={games}", f"data.labels={labels}", f"output.root={out}",
-         f"hydra.run.dir={tmp_path / 'h1'}", *slow, "observe.read_stride=2",
-         "teams.umap_neighbors=500", "ray.num_cpus=2"],
+        [
+            sys.executable,
+            str(ROOT / "jobs" / "nightly.py"),
+            "+experiment=replay",
+            f"data.root={games}",
+            f"data.labels={labels}",
+            f"output.root={out}",
+            f"hydra.run.dir={tmp_path / 'h1'}",
+            *slow,
+            "observe.read_stride=2",
+            "teams.umap_neighbors=500",
+            "ray.num_cpus=2",
+        ],
         cwd=tmp_path,
         env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"},
         stdout=subprocess.PIPE,
@@ -143,9 +161,16 @@ def test_a_second_run_on_the_same_root_exits_3_and_touches_nothing(
             time.sleep(0.05)
         before = _listing(out)
         second = subprocess.run(
-            [sys.executable, str(ROOT / "jobs" / "nightly.py"), "+experiment=replay",
-             f"data.root={games}", f"data.labels={labels}", f"output.root={out}",
-             f"hydra.run.dir={tmp_path / 'h2'}", *slow],
+            [
+                sys.executable,
+                str(ROOT / "jobs" / "nightly.py"),
+                "+experiment=replay",
+                f"data.root={games}",
+                f"data.labels={labels}",
+                f"output.root={out}",
+                f"hydra.run.dir={tmp_path / 'h2'}",
+                *slow,
+            ],
             cwd=tmp_path,
             env={**os.environ, "PYTHONPATH": str(ROOT)},
             capture_output=True,
@@ -158,13 +183,18 @@ def test_a_second_run_on_the_same_root_exits_3_and_touches_nothing(
         assert first.poll() is None, "the first run must still be going"
         after = _listing(out)
         assert {k: v for k, v in after.items() if k in before and k != "_lock"} == {
-            k: v for k, v in before.items() if k != "_lock"}
+            k: v for k, v in before.items() if k != "_lock"
+        }
         first_out, _ = first.communicate(timeout=300)
     finally:
         if first.poll() is None:
             first.kill()
     assert first.returncode == 0, first_out[-3000:]
     whole = tmp_path / "whole"
-    assert job.run_job(config(games, labels, whole, *slow), incremental=True,
-                       start_ray=lambda **k: None) == 0
+    assert (
+        job.run_job(
+            config(games, labels, whole, *slow), incremental=True, start_ray=lambda **k: None
+        )
+        == 0
+    )
     assert content(str(out), "c") == content(str(whole), "c")

@@ -6,7 +6,6 @@ the clips, rosters and every output travel through ``pyarrow.fs.S3FileSystem``.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -18,21 +17,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from hoopray import job, store
-from tests.reliability_corpus import config
+from tests.reliability_corpus import TIMING, config, table_content
 
 ROOT = Path(__file__).resolve().parents[2]
 SIZE = (320, 180)
-TIMING = {"seconds", "seconds_observe", "seconds_resolve", "seconds_render", "path"}
-TABLES = (
-    "observations/tracks",
-    "observations/reads",
-    "observations/team_votes",
-    "observations/clip",
-    "identities/tracks",
-    "identities/frames",
-    "status/clips",
-)
-
 pytestmark = [pytest.mark.slow, pytest.mark.reliability]
 
 
@@ -66,14 +54,8 @@ def upload(local: Path, bucket: str, prefix: str) -> str:
 
 
 def content(out: str, game_id: str) -> dict[str, list[str]]:
-    """Every table of a game as sorted rows (JSON), timing and path columns left out."""
-    found = {}
-    for name in TABLES:
-        table = store.read_table(out, name, game_id)
-        keep = [c for c in table.column_names if c not in TIMING]
-        rows = table.select(keep).to_pylist()
-        found[name] = sorted(json.dumps(r, sort_keys=True, default=str) for r in rows)
-    return found
+    """What two runs must agree on; paths differ between S3 and local disk."""
+    return table_content(out, game_id, TIMING | {"path"})
 
 
 def _run(cfg) -> int:
@@ -232,8 +214,12 @@ def test_job_killed_mid_run_on_s3_reruns_to_equal_tables(
     assert done and len(done) < 4
 
     rerun = subprocess.run(
-        [*command[:6], f"hydra.run.dir={tmp_path / 'h2'}", *command[7:],
-         "output.lock_stale_seconds=1"],
+        [
+            *command[:6],
+            f"hydra.run.dir={tmp_path / 'h2'}",
+            *command[7:],
+            "output.lock_stale_seconds=1",
+        ],
         cwd=tmp_path,
         env=env,
         capture_output=True,
