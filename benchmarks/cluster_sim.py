@@ -597,10 +597,12 @@ def main(argv: Sequence[str] | None = None) -> list[Run]:
         metavar="KEY=VALUE",
         help="an extra Hydra override for both runs, e.g. ray.observe.in_flight=2",
     )
-    parser.add_argument("--quick", action="store_true", help="6 games, 1-3 clips of 1-2 s")
+    parser.add_argument(
+        "--quick", action="store_true", help="4 games, 1-2 clips of 1-2 s, 8 fake CPUs"
+    )
     args = parser.parse_args(argv)
     if args.quick:
-        args.games, args.clips, args.seconds = 6, "1-3", "1-2"
+        args.games, args.clips, args.seconds, args.cpus = 4, "1-2", "1-2", 8
     common.quiet()
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     print(common.machine_line())

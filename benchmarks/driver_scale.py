@@ -109,52 +109,66 @@ def clip_id(index: int) -> str:
     return f"clip-{index:03d}"
 
 
-def identity_tables(tracks: int, frames: int) -> Any:
-    """One clip's identities: ``tracks`` confirmed tracks seen on each of ``frames`` frames."""
+def table_of(schema: Any, columns: dict[str, Any], rows: int) -> Any:
+    """A table of ``schema`` from ``columns``; a column not given is null where the schema
+    allows it, else zeros or empty strings (so a table added to the layout later still
+    builds)."""
     import pyarrow as pa
 
+    arrays = []
+    for f in schema:
+        if f.name in columns:
+            arrays.append(pa.array(columns[f.name], f.type))
+        elif f.nullable:
+            arrays.append(pa.nulls(rows, f.type))
+        elif pa.types.is_string(f.type):
+            arrays.append(pa.array([""] * rows, f.type))
+        else:
+            arrays.append(pa.array(np.zeros(rows), pa.float64()).cast(f.type))
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def identity_tables(tracks: int, frames: int) -> Any:
+    """One clip's identities: ``tracks`` confirmed tracks seen on each of ``frames`` frames."""
     from hoopray import types
 
     n = tracks * frames
     track_ids = np.tile(np.arange(1, tracks + 1, dtype=np.int32), frames)
-    frame_ids = np.repeat(np.arange(frames, dtype=np.int32), tracks)
     x = (track_ids * 20).astype(np.float32)
-    names = [f"Player {t}" for t in track_ids]
-    numbers = [str(t) for t in track_ids]
-    id_frames = pa.table(
-        {
-            "frame": frame_ids,
-            "track_id": track_ids,
-            "x1": x,
-            "y1": np.full(n, 10, np.float32),
-            "x2": x + 15,
-            "y2": np.full(n, 60, np.float32),
-            "team_name": ["Home" if t % 2 else "Away" for t in track_ids],
-            "number": numbers,
-            "player_name": names,
-            "status": ["confirmed"] * n,
-        }
-    )
+    id_frames = {
+        "frame": np.repeat(np.arange(frames, dtype=np.int32), tracks),
+        "track_id": track_ids,
+        "x1": x,
+        "y1": np.full(n, 10, np.float32),
+        "x2": x + 15,
+        "y2": np.full(n, 60, np.float32),
+        "team_name": ["Home" if t % 2 else "Away" for t in track_ids],
+        "number": [str(t) for t in track_ids],
+        "player_name": [f"Player {t}" for t in track_ids],
+        "status": ["confirmed"] * n,
+    }
     ids = np.arange(1, tracks + 1, dtype=np.int32)
-    id_tracks = pa.table(
-        {
-            "track_id": ids,
-            "first_frame": np.zeros(tracks, np.int32),
-            "last_frame": np.full(tracks, frames - 1, np.int32),
-            "team_cluster": (ids % 2).astype(np.int8),
-            "team_name": ["Home" if t % 2 else "Away" for t in ids],
-            "team_confidence": np.full(tracks, 0.9, np.float32),
-            "number": [str(t) for t in ids],
-            "player_name": [f"Player {t}" for t in ids],
-            "status": ["confirmed"] * tracks,
-            "confirmed_at_frame": np.zeros(tracks, np.int32),
-            "reads_seen": np.full(tracks, 5, np.int32),
-            "reads_agreeing": np.full(tracks, 5, np.int32),
-        }
-    )
+    id_tracks = {
+        "track_id": ids,
+        "first_frame": np.zeros(tracks, np.int32),
+        "last_frame": np.full(tracks, frames - 1, np.int32),
+        "team_cluster": (ids % 2).astype(np.int8),
+        "team_name": ["Home" if t % 2 else "Away" for t in ids],
+        "team_confidence": np.full(tracks, 0.9, np.float32),
+        "number": [str(t) for t in ids],
+        "player_name": [f"Player {t}" for t in ids],
+        "status": ["confirmed"] * tracks,
+        "confirmed_at_frame": np.zeros(tracks, np.int32),
+        "reads_seen": np.full(tracks, 5, np.int32),
+        "reads_agreeing": np.full(tracks, 5, np.int32),
+    }
     return types.Identities(
-        tracks=types.check_schema("identities/tracks", id_tracks),
-        frames=types.check_schema("identities/frames", id_frames),
+        tracks=types.check_schema(
+            "identities/tracks", table_of(types.SCHEMAS["identities/tracks"], id_tracks, tracks)
+        ),
+        frames=types.check_schema(
+            "identities/frames", table_of(types.SCHEMAS["identities/frames"], id_frames, n)
+        ),
     )
 
 
@@ -218,7 +232,6 @@ def build_root(
     """Write a processed archive of ``clips`` clips under ``base`` (see the docstring).
     ``labels``: the replay doubles' labels folder the config names (empty; it only enters
     the config hashes), ``base/labels`` by default."""
-    import pyarrow as pa
 
     from hoopray import manifest as mf
     from hoopray import outputs, pipeline, stages, store, teams, types
@@ -264,7 +277,8 @@ def build_root(
             for index, clip in enumerate(game.clips):
                 g, c, path = game.game_id, clip.clip_id, str(clip.path)
                 check = index == 0
-                marker = pa.table(
+                marker = table_of(
+                    clip_schema,
                     {
                         "path": [path],
                         "fingerprint": [clip.fingerprint],
@@ -278,23 +292,22 @@ def build_root(
                         "seconds": [1.0],
                         "observe_hash": [hashes.observe],
                     },
-                    schema=clip_schema,
+                    1,
                 )
                 _write(paths("observations/clip", g, c, check), _parquet(marker))
-                status = pa.table(
+                status = table_of(
+                    status_schema,
                     {
                         "path": [path],
                         "fingerprint": [clip.fingerprint],
                         "status": ["ok"],
-                        "stage": pa.array([None], pa.string()),
-                        "reason": pa.array([None], pa.string()),
                         "frames": [frames],
                         "confirmed": [tracks],
                         "seconds_observe": [1.0],
                         "seconds_resolve": [0.01],
                         "seconds_render": [0.0],
                     },
-                    schema=status_schema,
+                    1,
                 )
                 _write(paths("status/clips", g, c, check), _parquet(status))
                 if (g, c) != (g0, c0):
@@ -322,14 +335,17 @@ def build_root(
 
 def cached_root(cache: Path, clips: int, **kwargs: int) -> Root:
     """:func:`build_root` under ``cache``, reused when a complete copy of the same size,
-    layout and config hashes is there (all sizes share ``cache/labels``)."""
+    layout, table schemas and config hashes is there (all sizes share ``cache/labels``)."""
+    from hoopray import types
     from hoopray.settings import Settings
     from tests.reliability_corpus import config
 
     labels = cache / "labels"
     labels.mkdir(parents=True, exist_ok=True)
     hashes = vars(Settings.from_cfg(config(cache / "games", labels, cache / "out")).hashes())
-    key = hashlib.sha256(json.dumps([LAYOUT, clips, kwargs, hashes]).encode()).hexdigest()[:10]
+    schemas = [str(types.SCHEMAS[name]) for name in sorted(types.SCHEMAS)]
+    key = json.dumps([LAYOUT, clips, kwargs, hashes, schemas])
+    key = hashlib.sha256(key.encode()).hexdigest()[:10]
     base = cache / f"driver-scale-{clips}-{key}"
     per_game = int(kwargs.get("per_game", 10))
     if (base / "complete").exists():
@@ -344,15 +360,15 @@ def cached_root(cache: Path, clips: int, **kwargs: int) -> Root:
 
 
 class NoRay:
-    """``start_ray`` for a no-op nightly: counts the calls and refuses (the job then
-    exits 2, "could not start")."""
+    """``start_ray`` for a no-op nightly: counts the calls and refuses as an unreachable
+    cluster does (the job then exits 2, "could not start")."""
 
     def __init__(self) -> None:
         self.calls = 0
 
     def __call__(self, **kwargs: Any) -> None:
         self.calls += 1
-        raise RuntimeError("a no-op nightly asked for Ray")
+        raise ConnectionError("a no-op nightly asked for Ray")
 
 
 @contextlib.contextmanager
@@ -426,10 +442,12 @@ def _last_summary(out: Path) -> dict[str, Any]:
 @contextlib.contextmanager
 def _timed(size: Size, measure: str) -> Iterator[None]:
     wall, cpu = time.perf_counter(), time.process_time()
-    yield
-    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    size.seconds[measure] = min(size.seconds.get(measure, float("inf")), wall)
-    size.cpu[measure] = min(size.cpu.get(measure, float("inf")), cpu)
+    try:
+        yield
+    finally:
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        size.seconds[measure] = min(size.seconds.get(measure, float("inf")), wall)
+        size.cpu[measure] = min(size.cpu.get(measure, float("inf")), cpu)
 
 
 class Bench:
@@ -454,8 +472,12 @@ class Bench:
 
         size, seen = self.size, probe["bytes"]
         no_ray = NoRay()
-        with contextlib.redirect_stdout(io.StringIO()), _timed(size, "nightly"):
-            code = job.run_job(self.cfg, incremental=True, start_ray=no_ray)
+        try:
+            with contextlib.redirect_stdout(io.StringIO()), _timed(size, "nightly"):
+                code = job.run_job(self.cfg, incremental=True, start_ray=no_ray)
+        except Exception as err:  # a failed check, not a crash of the benchmark
+            size.problems.append(f"{size.clips} clips: the nightly raised {err!r}")
+            code = -1
         size.exit_codes.append(code)
         size.ray_calls += no_ray.calls
         summary = _last_summary(self.root.out)

@@ -130,7 +130,7 @@ def test_cluster_sim_quick_prints_a_result_line() -> None:
 
 @pytest.mark.slow
 def test_driver_scale_quick_prints_a_result_line() -> None:
-    lines = run_script("driver_scale", "--quick", "--repeats", "2", timeout=300)
+    lines = run_script("driver_scale", "--quick", "--repeats", "1", "--reads", "50", timeout=300)
     found = RESULT.match(lines[-1])
     assert found, lines[-5:]
     assert found["name"] == "per_clip_ratio_2k_vs_200"

@@ -173,6 +173,70 @@ def test_id_switch_lowers_idf1_not_identity() -> None:
     assert s.identity_precision == 1.0
 
 
+def _box_row(f: int, track_id: int, x: float) -> dict:
+    """An identities/frames row for a 60 x 160 box at ``x`` (the labels' box shape)."""
+    return {
+        "frame": f,
+        "track_id": track_id,
+        "x1": x,
+        "y1": 100.0,
+        "x2": x + 60,
+        "y2": 260.0,
+        "team_name": None,
+        "number": None,
+        "player_name": None,
+        "status": "unread",
+    }
+
+
+def test_tracking_metrics_on_a_miss_a_false_positive_and_an_id_switch() -> None:
+    """Labels: A (Blue#23) and B (Red#7) on frames 0..3. Predicted boxes match exactly
+    (IoU 1) or not at all (IoU 0), so HOTA is the same at every alpha:
+
+    ====== ============ ============ ===================
+    frame  A            B            extra
+    ====== ============ ============ ===================
+    0      track 1      track 2
+    1      track 1      track 2      track 3 (nothing)
+    2      track 1      missed
+    3      track 1      track 4
+    ====== ============ ============ ===================
+
+    8 labelled boxes, 8 predicted. CLEAR: TP 7, FN 1, FP 1 and 1 id switch (B goes from
+    track 2 to 4), so MOTA = (7 - 1 - 1) / 8 = 0.625.
+    HOTA: DetA = TP / (TP + FN + FP) = 7 / 9. Per matched pair, A(g, t) = TPA / (|g| + |t| -
+    TPA): (A, 1) 4 / (4 + 4 - 4) = 1 on 4 matches, (B, 2) 2 / (4 + 2 - 2) = 0.5 on 2 and
+    (B, 4) 1 / (4 + 1 - 1) = 0.25 on 1; AssA = (4 + 1 + 0.25) / 7 = 0.75, so
+    HOTA = sqrt(7 / 9 * 0.75) = 0.7638.
+    IDF1: A-1 and B-2 are the best id pairs, IDTP = 4 + 2, IDF1 = 2 * 6 / (8 + 8) = 0.75.
+    """
+    x_a, x_b = PLAYERS["Blue#23"][2], PLAYERS["Red#7"][2]
+    placed = {0: [(1, x_a), (2, x_b)], 1: [(1, x_a), (2, x_b), (3, 650.0)]}
+    placed |= {2: [(1, x_a)], 3: [(1, x_a), (4, x_b)]}
+    rows = [_box_row(f, tid, x + 5 * f) for f, tracks in placed.items() for tid, x in tracks]
+    frames = pa.Table.from_pylist(rows, schema=ID_FRAMES)
+    s = score_clip(_labels([0, 1, 2, 3]), frames)
+    assert s.labelled_player_frames == 8
+    assert s.mota == pytest.approx((7 - 1 - 1) / 8)
+    assert s.hota == pytest.approx(math.sqrt(7 / 9 * 0.75))
+    assert s.idf1 == pytest.approx(0.75)
+
+
+def test_partial_overlap_lowers_hota_by_alpha() -> None:
+    """One player, one track, IoU 0.62 on each of 2 frames: matched for the alphas 0.05 ..
+    0.6 (12 of 19), unmatched above. At a matching alpha DetA = AssA = 1; otherwise TP = 0
+    and HOTA = 0. So HOTA = 12 / 19, and MOTA (threshold 0.5) = 1."""
+    labels = pa.Table.from_pylist(
+        [_label_row(f, "Blue#23", "player", "Blue", "23", 100.0) for f in (0, 1)], schema=LABELS
+    )
+    # IoU of [100, 160] with [100 + d, 160 + d] on x at equal heights: (60 - d) / (60 + d)
+    shift = 60 * (1 - 0.62) / (1 + 0.62)
+    frames = pa.Table.from_pylist([_box_row(f, 1, 100.0 + shift) for f in (0, 1)], schema=ID_FRAMES)
+    s = score_clip(labels, frames, iou_threshold=0.5)
+    assert s.hota == pytest.approx(12 / 19)
+    assert s.mota == pytest.approx(1.0)
+
+
 @pytest.mark.parametrize("empty", ["labels", "predictions", "both"])
 def test_empty_inputs(empty: str) -> None:
     frames, tracks = _predictions(PERFECT)

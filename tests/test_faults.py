@@ -34,7 +34,7 @@ pytestmark = pytest.mark.reliability
 
 @pytest.fixture(scope="module")
 def ray_local():
-    ray = pytest.importorskip("ray")
+    import ray
     ray.init(
         num_cpus=2,
         num_gpus=1,

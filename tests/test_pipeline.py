@@ -30,7 +30,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def ray_local():
-    ray = pytest.importorskip("ray")
+    import ray
     ray.init(
         num_cpus=2,
         num_gpus=1,  # a fake GPU: the GPU-actor paths are scheduled as on a cluster

@@ -32,7 +32,7 @@ def _busy_nodes(tries: Path) -> set[str]:
 def test_node_lost_mid_run_retries_its_clips_and_equals_an_undisturbed_run(
     s3_endpoint: str, s3_bucket: str, tmp_path: Path
 ) -> None:
-    ray = pytest.importorskip("ray")
+    import ray
     from ray.cluster_utils import Cluster
 
     from hoopray.synthetic import clip_key, make_game

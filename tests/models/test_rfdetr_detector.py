@@ -1,13 +1,15 @@
+import math
 from pathlib import Path
 
 import numpy as np
 import pytest
 import supervision as sv
+import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from hoopray.models.base import CLASS_NAME, Detector, WeightsNotFoundError
-from hoopray.models.rfdetr_detector import RfDetrDetector
+from hoopray.models.rfdetr_detector import RfDetrDetector, float32_logits, score_in_float32
 from hoopray.models.tiny import NOTEBOOK_DETECTOR_CLASSES
 
 CONFIG = Path(__file__).parents[2] / "conf" / "models" / "detector" / "rfdetr.yaml"
@@ -126,3 +128,59 @@ def test_config_instantiates_the_adapter(tiny_rfdetr_checkpoint: Path, monkeypat
     detector = instantiate(cfg)
     assert isinstance(detector, RfDetrDetector)
     assert (detector.confidence, detector.iou) == (0.4, 0.9)
+
+
+def _head_scoring(probability: float) -> tuple[torch.nn.Linear, torch.Tensor]:
+    """A 1-in 1-out head whose logit for the returned feature has sigmoid ``probability``."""
+    head = torch.nn.Linear(1, 1)
+    with torch.no_grad():
+        head.weight.fill_(1.0)
+        head.bias.fill_(0.0)
+    return head, torch.tensor([[math.log(probability / (1 - probability))]])
+
+
+@pytest.mark.parametrize("probability", [0.3998, 0.3999, 0.4001, 0.3995])
+def test_scores_near_the_threshold_are_not_quantised_under_bf16(probability: float) -> None:
+    head, features = _head_scoring(probability)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        bf16 = head(features).sigmoid()
+        exact = float32_logits(head, features).sigmoid()
+        from_bf16_features = float32_logits(head, features.bfloat16()).sigmoid()
+    assert bf16.dtype == torch.bfloat16  # what RF-DETR's head gives under autocast
+    assert float(bf16) in (0.3984375, 0.400390625)  # the bf16 grid around 0.4
+    assert exact.dtype == from_bf16_features.dtype == torch.float32
+    assert float(exact) == pytest.approx(probability, abs=1e-6)
+    assert (float(exact) > 0.4) == (probability > 0.4)
+    # bf16 features (the decoder's output) still cost less than a quarter of the grid step
+    assert float(from_bf16_features) == pytest.approx(probability, abs=5e-4)
+
+
+def test_detector_class_head_scores_in_float32(detector: RfDetrDetector) -> None:
+    head = detector._model.model.model.class_embed
+    features = torch.randn(1, 5, head.in_features).bfloat16()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = head(features)
+    assert logits.dtype == torch.float32
+    expected = torch.nn.functional.linear(features.float(), head.weight, head.bias)
+    torch.testing.assert_close(logits, expected)
+
+
+def test_detect_under_bf16_autocast_scores_in_float32(detector, monkeypatch) -> None:
+    from hoopray.models import rfdetr_detector
+
+    seen = []
+    head = detector._model.model.model.class_embed
+    handle = head.register_forward_hook(lambda module, inputs, output: seen.append(output.dtype))
+    cpu_bf16 = lambda device: torch.autocast("cpu", dtype=torch.bfloat16)  # noqa: E731
+    monkeypatch.setattr(rfdetr_detector, "autocast", cpu_bf16)
+    try:
+        result = detector.detect(_frames(1, size=(90, 160)))[0]
+    finally:
+        handle.remove()
+    assert seen and set(seen) == {torch.float32}
+    assert result.confidence.dtype == np.float32 and len(result) > 0
+
+
+def test_a_model_without_a_class_head_is_refused() -> None:
+    with pytest.raises(RuntimeError, match="class head"):
+        score_in_float32(object())

@@ -8,7 +8,11 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from hoopray.models.base import CLASS_NAME, Detector, NumberReader, WeightsNotFoundError
-from hoopray.models.roboflow_models import RoboflowDetector, RoboflowNumberReader
+from hoopray.models.roboflow_models import (
+    RoboflowDetector,
+    RoboflowNumberReader,
+    response_text,
+)
 from hoopray.types import NumberRead
 
 CONF = Path(__file__).parents[2] / "conf" / "models"
@@ -55,9 +59,59 @@ class FakeHostedModel:
             )
         return responses
 
-    def predict(self, image: np.ndarray, prompt: str) -> tuple[str]:
-        self.images.append(image)
-        return ({0: "23", 1: "#07", 2: "nothing"}[int(image[0, 0, 0]) % 3],)
+
+ANSWERS = {0: "23", 1: "#07", 2: "nothing"}
+
+
+def _answer(rgb: np.ndarray) -> str:
+    """What the fake LoRA reads: decided by the red channel, so BGR reads differently."""
+    return ANSWERS[int(rgb[0, 0, 0]) % 3]
+
+
+class FakeLoraReader:
+    """Stands in for ``inference``'s LoRA SmolVLM: ``infer`` preprocesses (BGR numpy to an
+    RGB image, as ``load_image_rgb`` does), then ``predict`` reads that RGB image."""
+
+    def __init__(self) -> None:
+        self.seen: list[np.ndarray] = []
+        self.prompts: list[str] = []
+
+    def infer(self, image: np.ndarray, **kwargs) -> list[types.SimpleNamespace]:
+        rgb = np.ascontiguousarray(image[..., ::-1])
+        return [types.SimpleNamespace(response=self.predict(rgb, **kwargs)[0])]
+
+    def predict(self, image_in: np.ndarray, prompt: str = "", **kwargs) -> tuple[str]:
+        self.seen.append(image_in)
+        self.prompts.append(prompt)
+        return (_answer(image_in),)
+
+
+class FakeInferenceModelsReader:
+    """Stands in for the inference-models backend: its ``predict`` takes the preprocessed
+    inputs (a dict of tensors), never pixels."""
+
+    def __init__(self) -> None:
+        self.seen: list[np.ndarray] = []
+
+    def infer(self, image: np.ndarray, **kwargs) -> list[types.SimpleNamespace]:
+        inputs, metadata = self.preprocess(image, **kwargs)
+        return self.postprocess(self.predict(inputs, **kwargs), metadata, **kwargs)
+
+    def preprocess(self, image: np.ndarray, prompt: str, **kwargs) -> tuple[dict, dict]:
+        rgb = np.ascontiguousarray(image[..., ::-1])  # numpy input is BGR, as in OpenCV
+        self.seen.append(rgb)
+        return {"pixel_values": rgb, "prompt": prompt}, {"image_dims": image.shape[1::-1]}
+
+    def predict(self, inputs, **kwargs) -> list[str]:
+        if not isinstance(inputs, dict):
+            raise TypeError("predict takes preprocessed inputs")
+        return [_answer(inputs["pixel_values"])]
+
+    def postprocess(self, predictions, metadata, **kwargs) -> list[types.SimpleNamespace]:
+        return [types.SimpleNamespace(response=predictions[0], image=metadata)]
+
+
+READERS = {"legacy": FakeLoraReader, "inference-models": FakeInferenceModelsReader}
 
 
 @pytest.fixture
@@ -65,9 +119,10 @@ def fake_inference(monkeypatch: pytest.MonkeyPatch) -> dict:
     calls: dict = {"get_model": []}
     module = types.ModuleType("inference")
 
-    def get_model(model_id: str, api_key: str) -> FakeHostedModel:
+    def get_model(model_id: str, api_key: str):
         calls["get_model"].append((model_id, api_key))
-        calls["model"] = FakeHostedModel()
+        reader = READERS.get(calls.get("backend", "")) if "ocr" in model_id else None
+        calls["model"] = reader() if reader else FakeHostedModel()
         return calls["model"]
 
     module.get_model = get_model
@@ -132,10 +187,12 @@ def test_detector_converts_results(fake_inference) -> None:
     assert detector.detect([]) == []
 
 
-def test_reader_parses_answers(fake_inference) -> None:
+@pytest.mark.parametrize("backend", sorted(READERS))
+def test_reader_parses_answers(fake_inference, backend: str) -> None:
+    fake_inference["backend"] = backend
     reader = RoboflowNumberReader()
     assert isinstance(reader, NumberReader)
-    crops = [np.full((8, 6, 3), (0, 0, blue), np.uint8) for blue in (0, 1, 2)]
+    crops = [np.full((8, 6, 3), (red, 0, 200), np.uint8) for red in (0, 1, 2)]
     reads = reader.read([*crops, np.zeros((0, 6, 3), np.uint8)])
     assert reads == [
         NumberRead("23", 1.0, "23"),
@@ -144,6 +201,34 @@ def test_reader_parses_answers(fake_inference) -> None:
         NumberRead(None, 0.0, ""),
     ]
     assert reader.read([]) == []
+
+
+@pytest.mark.parametrize("backend", sorted(READERS))
+def test_reader_model_receives_rgb(fake_inference, backend: str) -> None:
+    """The crop reaches the LoRA in RGB, after inference's own preprocessing."""
+    fake_inference["backend"] = backend
+    reader = RoboflowNumberReader(prompt="Which number?")
+    crop = np.zeros((8, 6, 3), np.uint8)
+    crop[..., 0] = 1  # red: the answer "#07" is read from the red channel
+    assert reader.read([crop]) == [NumberRead("7", 1.0, "#07")]
+    model = fake_inference["model"]
+    np.testing.assert_array_equal(model.seen[0], crop)
+    if backend == "legacy":
+        assert model.prompts == ["Which number?"]
+
+
+@pytest.mark.parametrize(
+    ("result", "text"),
+    [
+        ([types.SimpleNamespace(response=" 23 ")], " 23 "),
+        ([], ""),
+        ([types.SimpleNamespace(response=None)], ""),
+        (types.SimpleNamespace(response="7"), "7"),
+        ("11", "11"),
+    ],
+)
+def test_response_text(result, text: str) -> None:
+    assert response_text(result) == text
 
 
 @pytest.mark.parametrize(

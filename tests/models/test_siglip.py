@@ -82,4 +82,43 @@ def test_config_instantiates_the_adapter(tiny_siglip_dir: Path) -> None:
     embedder = instantiate(cfg)
     assert isinstance(embedder, SiglipEmbedder)
     assert embedder.batch_size == 64
+    assert embedder.pooling == "mean"
     assert str(tiny_siglip_dir) in repr(embedder)
+
+
+def _reference(tiny_siglip_dir: Path, crops: list[np.ndarray], pooling: str) -> np.ndarray:
+    """Embeddings computed here with transformers alone, as the notebook does for "mean"."""
+    import torch
+    from PIL import Image
+    from transformers import AutoImageProcessor, SiglipVisionModel
+
+    processor = AutoImageProcessor.from_pretrained(tiny_siglip_dir)
+    model = SiglipVisionModel.from_pretrained(tiny_siglip_dir).eval()
+    pixels = processor(images=[Image.fromarray(c) for c in crops], return_tensors="pt")
+    with torch.inference_mode():
+        output = model(pixel_values=pixels["pixel_values"])
+    pooled = output.last_hidden_state.mean(dim=1) if pooling == "mean" else output.pooler_output
+    return torch.nn.functional.normalize(pooled, dim=-1).numpy()
+
+
+@pytest.mark.parametrize("pooling", ["mean", "pooler"])
+def test_pooling_is_selectable(tiny_siglip_dir: Path, pooling: str) -> None:
+    crops = _crops(5, seed=2)
+    embedder = SiglipEmbedder(str(tiny_siglip_dir), device="cpu", pooling=pooling)
+    out = embedder.embed(crops)
+    np.testing.assert_allclose(out, _reference(tiny_siglip_dir, crops, pooling), atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-5)
+    assert f"pooling={pooling!r}" in repr(embedder)
+
+
+def test_poolings_differ_and_mean_is_the_default(tiny_siglip_dir: Path) -> None:
+    crops = _crops(3, seed=4)
+    default = SiglipEmbedder(str(tiny_siglip_dir), device="cpu")
+    pooler = SiglipEmbedder(str(tiny_siglip_dir), device="cpu", pooling="pooler")
+    assert default.pooling == "mean"
+    assert not np.allclose(default.embed(crops), pooler.embed(crops), atol=1e-3)
+
+
+def test_unknown_pooling_is_refused(tiny_siglip_dir: Path) -> None:
+    with pytest.raises(ValueError, match="pooling must be one of"):
+        SiglipEmbedder(str(tiny_siglip_dir), device="cpu", pooling="cls")
