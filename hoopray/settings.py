@@ -88,6 +88,7 @@ def ray_init_kwargs(cfg: Any) -> dict[str, Any]:
     if address:
         kwargs["address"] = address
     else:
+        kwargs["address"] = "local"  # a new local Ray, never one a `ray start` left running
         for key in ("num_cpus", "num_gpus"):
             if ray_cfg.get(key) is not None:
                 kwargs[key] = ray_cfg[key]
