@@ -5,7 +5,7 @@ STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 ARGS ?=
 
-.PHONY: run test lint bench smoke
+.PHONY: run test lint bench smoke weights
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3.11 -m venv $(VENV) || python3 -m venv $(VENV)
@@ -18,6 +18,12 @@ run: $(STAMP)
 
 smoke: $(STAMP)
 	$(PY) jobs/process_games.py +experiment=smoke $(ARGS)
+
+# Download the weights the composed config names (needs network): Hugging Face models into
+# the HF cache, Roboflow models with ROBOFLOW_API_KEY from the environment, EasyOCR's
+# recogniser. Give it the overrides you give `make run`: make weights ARGS=models/reader=easyocr
+weights: $(STAMP)
+	$(PY) jobs/weights.py $(ARGS)
 
 # pytest's exit code 5 means no test was collected: that is a failure too.
 test: $(STAMP)

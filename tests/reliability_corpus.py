@@ -47,7 +47,7 @@ class Case:
         name: the test id.
         game_id: the game of its status row.
         clip_id: the clip id of its status row (as discovery sanitises it).
-        status: "ok" or "failed".
+        status: "ok", "failed" or "skipped".
         stage: the stage of a failure (or of a warning on an ok row).
         reason: a fragment the row's reason must contain ("" for no reason at all).
         tracks: an ok clip made from the synthetic world must have tracked players.
@@ -201,6 +201,7 @@ CASES = (
     Case("missing roster", "no-roster", "clip-01", "ok", "roster", "no roster.yaml", True),
     Case("malformed roster", "bad-roster", "clip-01", "failed", "roster", "python"),
     Case("game folder without clips", "empty-game", "_game", "failed", "discover", "no usable"),
+    Case("a file that is not a video", "empty-game", "README", "skipped", "discover", "not a"),
     Case("game folder linked outside", "linked-game", "_game", "failed", "discover", "outside"),
 )
 

@@ -133,7 +133,11 @@ def test_remote_discovery_layout(remote_root: str) -> None:
     assert [c.path for c in two.clips] == [f"{remote_root}/game 2/c.mp4"]
     assert two.roster_path is None
     assert two.problems == [("game_2", "game id 'game_2' collides with 'game 2'; skipped")]
-    assert nothing.problems == [("nothing", "no usable clips (.mp4, .mov, .mkv)")]
+    assert two.folder_problems == two.problems
+    assert nothing.problems == [("nothing", "no usable clips (no file here opens as a video)")]
+    not_video = "not a video: FFmpeg cannot open it (Invalid data found when processing input)"
+    assert one.skipped == [("notes.txt", not_video)]
+    assert nothing.skipped == [("readme.txt", not_video)]
 
 
 def test_remote_fingerprints_match_local_ones(remote_root: str, tmp_path: Path) -> None:
@@ -438,3 +442,144 @@ def test_a_cache_that_cannot_be_had_only_costs_reads(tmp_path: Path) -> None:
     assert [len(g.clips) for g in games] == [1, 1]
     assert all(g.bytes_read > 0 for g in games)
     assert caches.save() == [str(tmp_path / "fp" / "ok.json")]
+
+
+# --------------------------------------------------------------------------- probing by content
+
+
+def _mp4_bytes(tmp_path: Path, frames: int = 4) -> bytes:
+    """A small MP4 as PyAV writes it: its index (moov) after the frames, at the end."""
+    import av
+    import numpy as np
+
+    path = tmp_path / f"made-{uuid.uuid4().hex[:6]}.mp4"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for i in range(frames):
+            image = np.full((48, 64, 3), 20 * i % 256, np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    return path.read_bytes()
+
+
+def _no_probes(monkeypatch: pytest.MonkeyPatch) -> None:
+    def fail(location: str) -> tuple[str | None, int]:
+        raise AssertionError(f"{location} was probed")
+
+    monkeypatch.setattr(video, "_probe_content", fail)
+
+
+def test_an_unchanged_file_is_not_probed_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clip = _mp4_bytes(tmp_path)
+    _touch(tmp_path / "games" / "g" / "a.mp4", clip)  # a clip by name: never probed
+    _touch(tmp_path / "games" / "g" / "feed", clip)  # a clip by content
+    notes = _touch(tmp_path / "games" / "g" / "notes.txt", b"not a video\n")
+    caches = FingerprintCaches(str(tmp_path / "fp"))
+    (first,) = discover_games(tmp_path / "games", fingerprints=caches)
+    assert [c.clip_id for c in first.clips] == ["a", "feed"]
+    assert [name for name, _ in first.skipped] == ["notes.txt"]
+    # both clips fingerprinted whole, the notes read by the probe, the feed probed too
+    assert first.bytes_read > 2 * len(clip) + len(b"not a video\n")
+    assert caches.save() == [str(tmp_path / "fp" / "g.json")]
+    with monkeypatch.context() as patch:  # the nightly: a fresh process, the stored cache
+        _no_probes(patch)
+        _no_reads(patch)
+        fresh = FingerprintCaches(str(tmp_path / "fp"))
+        (again,) = discover_games(tmp_path / "games", fingerprints=fresh)
+        assert (again.bytes_read, again.clips, again.skipped) == (0, first.clips, first.skipped)
+        assert fresh.save() == []
+    notes.write_bytes(_mp4_bytes(tmp_path))  # the same name, now a video
+    (changed,) = discover_games(tmp_path / "games", fingerprints=fresh)
+    assert [c.clip_id for c in changed.clips] == ["a", "feed", "notes"]
+    assert changed.skipped == [] and changed.bytes_read > 0
+    notes.unlink()
+    (removed,) = discover_games(tmp_path / "games", fingerprints=fresh)
+    assert "notes.txt" not in fresh("g").to_json() and len(removed.clips) == 2
+
+
+def test_probe_verdicts_round_trip_in_the_cache() -> None:
+    cache = FingerprintCache()
+    assert cache.get_probe("x", 1, 2, 3) is None
+    cache.put_probe("notes.txt", 10, 20, 30, "FFmpeg cannot open it")
+    cache.put_probe("feed", 11, 21, 31, None)
+    again = FingerprintCache.from_json(cache.to_json())
+    assert again.get_probe("notes.txt", 10, 20, 30) == "FFmpeg cannot open it"
+    assert again.get_probe("feed", 11, 21, 31) == FingerprintCache.IS_VIDEO == ""
+    assert again.get_probe("feed", 11, 22, 31) is None  # changed since
+    assert again.get_probe("feed", 11, 0, 31) is None  # unknown mtime: never a hit
+    assert len(again) == 0 and again.to_json() == cache.to_json()
+    again.retain(["feed"])
+    assert again.changed and again.get_probe("notes.txt", 10, 20, 30) is None
+    # a cache written before probes were kept still loads
+    assert "probes" not in FingerprintCache().to_json()
+    damaged = cache.to_json().replace('"verdict"', '"other"')
+    with pytest.raises(ValueError):
+        FingerprintCache.from_json(damaged)
+
+
+def test_remote_files_are_probed_from_their_head(
+    timed_root: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clip = _mp4_bytes(tmp_path, frames=12)
+    _put(f"{timed_root}/g/feed", clip)
+    _put(f"{timed_root}/g/notes.txt", b"n" * 3000)
+    _put(f"{timed_root}/g/empty.txt", b"")
+    copies: list[str] = []
+    real_copy = store.local_copy
+
+    def counted_copy(location: str, suffix: str = "") -> Any:
+        copies.append(store.name_of(location))
+        return real_copy(location, suffix)
+
+    monkeypatch.setattr(store, "local_copy", counted_copy)
+    cache = FingerprintCache()
+    (whole,) = discover_games(timed_root, fingerprints={"g": cache})
+    assert [c.clip_id for c in whole.clips] == ["feed"] and copies == []
+    assert dict(whole.skipped)["empty.txt"] == "not a video: empty file (0 bytes)"
+    assert whole.bytes_read == 2 * len(clip) + 3000  # both probed whole, the clip fingerprinted
+    # a head too short for FFmpeg (the MP4's index is at its end): probed from a copy
+    monkeypatch.setattr(video, "PROBE_HEAD", 512)
+    (cut,) = discover_games(timed_root)
+    assert [c.clip_id for c in cut.clips] == ["feed"]
+    assert sorted(copies) == ["feed", "notes.txt"]
+    assert cut.bytes_read == (512 + len(clip)) + (512 + 3000) + len(clip)
+    with monkeypatch.context() as patch:
+        _no_probes(patch)
+        (again,) = discover_games(timed_root, fingerprints={"g": cache})
+    assert (again.bytes_read, again.clips) == (0, whole.clips)
+
+
+def test_discovery_rows_fail_unusable_files_and_skip_non_videos(tmp_path: Path) -> None:
+    from hoopray.pipeline import GAME_ROW, _discovery_failures
+    from hoopray.summary import summarise
+
+    clip = _mp4_bytes(tmp_path)
+    _touch(tmp_path / "games" / "g" / "a.mp4", clip)
+    _touch(tmp_path / "games" / "g" / "a.txt", b"a note beside clip a")
+    _touch(tmp_path / "games" / "g" / "notes.txt", b"minutes")
+    _touch(tmp_path / "games" / "g" / "empty.mkv", b"")
+    _touch(tmp_path / "games" / "g" / "feed", clip)
+    _touch(tmp_path / "games" / "g" / "feed.mp4", clip)  # collides with the clip "feed"
+    _touch(tmp_path / "games" / "h" / "readme.txt", b"clips arrive tomorrow")
+    games = discover_games(tmp_path / "games")
+    rows = _discovery_failures(games)
+    got = {(r["game_id"], r["clip_id"]): (r["status"], r["write"], r["reason"]) for r in rows}
+    assert {key: (status, write) for key, (status, write, _) in got.items()} == {
+        ("g", "a.txt"): ("skipped", True),
+        ("g", "empty"): ("failed", True),
+        ("g", "feed.mp4"): ("failed", True),
+        ("g", "notes"): ("skipped", True),
+        ("h", "readme"): ("skipped", True),
+        ("h", GAME_ROW): ("failed", True),
+    }
+    assert got[("g", "notes")][2].startswith("not a video: FFmpeg cannot open it")
+    assert got[("h", GAME_ROW)][2] == "no usable clips (no file here opens as a video)"
+    assert all(r["stage"] == "discover" and r["fingerprint"] == "" for r in rows)
+    summary = summarise(rows, {}, 0.0)
+    counts = {g.game_id: (g.clips_failed, g.clips_skipped) for g in summary.games}
+    assert counts == {"g": (2, 2), "h": (1, 1)}

@@ -100,7 +100,7 @@ def _ids(case: Case) -> str:
 def test_corpus_has_at_least_15_cases() -> None:
     assert len(CASES) >= 15
     assert len({(c.game_id, c.clip_id) for c in CASES}) == len(CASES)
-    assert {c.status for c in CASES} == {"ok", "failed"}
+    assert {c.status for c in CASES} == {"ok", "failed", "skipped"}
 
 
 @pytest.mark.parametrize("case", CASES, ids=_ids)
@@ -119,7 +119,7 @@ def test_case_outcome(case: Case, run: dict) -> None:
         for name in ("observations/tracks", "observations/clip", "identities/frames")
     }
     video = out / case.game_id / "videos" / f"{case.clip_id}.mp4"
-    if case.status == "failed" and case.stage != "roster":
+    if case.status != "ok" and case.stage != "roster":
         assert not any(partitions.values()) and not video.exists(), partitions
         return
     if case.status == "failed":  # roster: observed, not resolved

@@ -616,3 +616,115 @@ def test_read_frames_at_on_a_truncated_clip_yields_what_decodes(tmp_path: Path) 
     assert len(got) > 0 and [i for i, _ in got] == [i for i in range(0, 90, 4) if i in full]
     for index, frame in got:
         np.testing.assert_array_equal(frame, full[index])
+
+
+# --------------------------------------------------------------------------- containers
+
+# extension -> (FFmpeg muxer, video codec, muxer options): every container a game folder may
+# hold; .m4v is Apple's MPEG-4 (the "ipod" muxer), .m2ts and .mts are BDAV transport streams.
+CONTAINERS = {
+    "mp4": ("mp4", "libx264", {}),
+    "mov": ("mov", "libx264", {}),
+    "mkv": ("matroska", "libx264", {}),
+    "avi": ("avi", "mpeg4", {}),
+    "ts": ("mpegts", "libx264", {}),
+    "m2ts": ("mpegts", "libx264", {"mpegts_m2ts_mode": "1"}),
+    "mts": ("mpegts", "libx264", {"mpegts_m2ts_mode": "1"}),
+    "mxf": ("mxf", "mpeg2video", {}),
+    "webm": ("webm", "libvpx-vp9", {}),
+    "m4v": ("ipod", "libx264", {}),
+}
+
+
+def _write_container(path: Path, muxer: str, codec: str, options: dict[str, str]) -> Path:
+    """Six 64x48 frames in ``muxer``; skips the test where this FFmpeg cannot write it."""
+    if codec not in av.codecs_available:
+        pytest.skip(f"this FFmpeg build has no {codec} encoder (for {path.suffix})")
+    try:
+        container = av.open(str(path), "w", format=muxer, container_options=options)
+    except (ValueError, av.FFmpegError) as err:
+        pytest.skip(f"this FFmpeg build cannot write {muxer} ({path.suffix}): {err}")
+    with container:
+        stream = container.add_stream(codec, rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for frame in _frames(6, 64, 48):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    return path
+
+
+@pytest.mark.parametrize("ext", list(CONTAINERS))
+def test_every_container_is_a_clip(tmp_path: Path, ext: str) -> None:
+    """By its name in any case, without a probe; by its content under any other name; and
+    it decodes."""
+    game = tmp_path / "root" / "g"
+    game.mkdir(parents=True)
+    clip = _write_container(game / f"Q1-Cam.{ext.upper()}", *CONTAINERS[ext])
+    shutil.copy(clip, game / "q2 feed")  # no suffix: found by its content
+    shutil.copy(clip, game / "q3.dat")
+    (found,) = discover_games(tmp_path / "root")
+    assert [(c.clip_id, Path(c.path).name) for c in found.clips] == [
+        ("Q1-Cam", clip.name),
+        ("q2_feed", "q2 feed"),
+        ("q3", "q3.dat"),
+    ]
+    assert (found.problems, found.skipped) == ([], [])
+    assert video.video_by_name(clip.name) and video.not_a_video(clip) is None
+    info = probe(game / "q2 feed")
+    assert (info.width, info.height) == (64, 48)
+    assert [i for i, _ in iter_frames(clip)] == list(range(6))
+
+
+def _write_audio(path: Path) -> Path:
+    with av.open(str(path), "w", format="wav") as container:
+        stream = container.add_stream("pcm_s16le", rate=8000)
+        silence = np.zeros((1, 800), np.int16)
+        frame = av.AudioFrame.from_ndarray(silence, format="s16", layout="mono")
+        frame.sample_rate = 8000
+        for packet in stream.encode(frame):
+            container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    return path
+
+
+def test_files_that_are_not_videos_are_skipped_with_a_reason(tmp_path: Path) -> None:
+    from PIL import Image
+
+    game = tmp_path / "root" / "g"
+    game.mkdir(parents=True)
+    _write(game / "clip.mp4", _frames(3, 64, 48), 64, 48)
+    _touch(game / "notes.txt", b"minutes of the meeting\n")
+    _touch(game / "empty.txt", b"")
+    _touch(game / "broken.MP4", b"a clip by name: observe says what is wrong")
+    _touch(game / "roster.yaml", b"teams: []\n")
+    _touch(game / "clip.parquet", b"PAR1 a label table")
+    _touch(game / ".DS_Store", b"hidden")
+    _touch(game / "extras" / "b-roll.txt", b"a folder inside a game")
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(game / "team photo.png")
+    _write_audio(game / "commentary.wav")
+    os.mkfifo(game / "pipe")
+    (found,) = discover_games(tmp_path / "root")
+    assert [c.clip_id for c in found.clips] == ["broken", "clip"]
+    assert found.problems == [] and found.roster_path == str(game / "roster.yaml")
+    assert dict(found.skipped) == {
+        "commentary.wav": "not a video: no video stream (wav: audio)",
+        "empty.txt": "not a video: empty file (0 bytes)",
+        "notes.txt": "not a video: FFmpeg cannot open it (Invalid data found when "
+        "processing input)",
+        "pipe": "not a video: not a regular file",
+        "team photo.png": "not a video: a still image (png_pipe)",
+    }
+    assert found.bytes_read > 0
+
+
+def test_probing_reads_the_content_not_the_name(tmp_path: Path) -> None:
+    clip = _write(tmp_path / "a.mp4", _frames(2, 32, 32), 32, 32)
+    shutil.copy(clip, tmp_path / "a.txt")
+    _touch(tmp_path / "b.mp4", b"text named like a video")
+    assert video.not_a_video(tmp_path / "a.txt") is None
+    assert video.not_a_video(tmp_path / "b.mp4") is not None
+    with pytest.raises(OSError):
+        video.not_a_video(tmp_path / "missing")
