@@ -138,7 +138,10 @@ def boxes_to_masks(xyxy: np.ndarray, wh: tuple[int, int]) -> np.ndarray:
 
 
 def ios_masks_boxes(
-    masks: np.ndarray, boxes: np.ndarray, mask_areas: np.ndarray | None = None
+    masks: np.ndarray,
+    boxes: np.ndarray,
+    mask_areas: np.ndarray | None = None,
+    mask_bounds: np.ndarray | None = None,
 ) -> np.ndarray:
     """Intersection over the smaller area between every mask and every box.
 
@@ -146,12 +149,18 @@ def ios_masks_boxes(
     pixels per the module's convention (clipped to the frame), and 0 where either is
     empty (never NaN). Equal to ``supervision.mask_iou_batch(masks, boxes_to_masks(boxes,
     (W, H)), overlap_metric=OverlapMetric.IOS)`` but reads only each box's patch of each
-    mask: cost ``N x sum of box areas`` instead of ``N x M x H x W``.
+    mask: cost ``N x sum of box areas`` instead of ``N x M x H x W``; with ``mask_bounds``
+    only the patches where a box meets a mask's bounds, so a box that lies on one player
+    reads one patch.
 
     Args:
         masks: ``(N, H, W)`` bool (other dtypes are read as ``!= 0``).
         boxes: ``(M, 4)`` xyxy.
         mask_areas: the masks' pixel counts if already known (``(N,)``).
+        mask_bounds: ``(N, 4)`` integer ``[c1, r1, c2, r2]`` (exclusive ends) that hold
+            every set pixel of each mask, if known (e.g.
+            :attr:`hoopray.masks.MaskSummary.bounds`); pixels outside them are taken as
+            unset, unchecked.
 
     Returns:
         float64 ``(N, M)``.
@@ -169,15 +178,27 @@ def ios_masks_boxes(
     if mask_areas.shape != (count,):
         raise ValueError(f"mask_areas must have shape ({count},); got {mask_areas.shape}")
     ios = np.zeros((count, len(bounds)), dtype=np.float64)
-    if count == 0:
+    if count == 0 or len(bounds) == 0:
         return ios
-    for j, (c1, r1, c2, r2) in enumerate(bounds):
-        box_area = float((c2 - c1) * (r2 - r1))
-        if box_area == 0:
-            continue
-        overlap = masks[:, r1:r2, c1:c2].sum(axis=(1, 2), dtype=np.int64)
-        smaller = np.minimum(mask_areas, box_area)
-        np.divide(overlap, smaller, out=ios[:, j], where=smaller > 0)
+    box_area = ((bounds[:, 2] - bounds[:, 0]) * (bounds[:, 3] - bounds[:, 1])).astype(np.float64)
+    if mask_bounds is None:
+        for j, (c1, r1, c2, r2) in enumerate(bounds.tolist()):
+            if box_area[j] == 0:
+                continue
+            overlap = masks[:, r1:r2, c1:c2].sum(axis=(1, 2), dtype=np.int64)
+            smaller = np.minimum(mask_areas, box_area[j])
+            np.divide(overlap, smaller, out=ios[:, j], where=smaller > 0)
+        return ios
+    held = np.asarray(mask_bounds, dtype=np.int64)
+    if held.shape != (count, 4):
+        raise ValueError(f"mask_bounds must have shape ({count}, 4); got {held.shape}")
+    low = np.maximum(held[:, None, :2], bounds[None, :, :2])
+    high = np.minimum(held[:, None, 2:], bounds[None, :, 2:])
+    meets = (high > low).all(axis=2) & (mask_areas[:, None] > 0) & (box_area[None, :] > 0)
+    for i, j in zip(*np.nonzero(meets), strict=True):
+        (c1, r1), (c2, r2) = low[i, j], high[i, j]
+        overlap = np.count_nonzero(masks[i, r1:r2, c1:c2])
+        ios[i, j] = overlap / min(mask_areas[i], box_area[j])
     return ios
 
 

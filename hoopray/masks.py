@@ -8,11 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 from pycocotools import mask as coco_mask
-from scipy import ndimage
-
-_EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
 
 
 def _as_mask(mask: np.ndarray) -> np.ndarray:
@@ -83,60 +81,71 @@ def clean_masks(
     if count == 0:
         return out, np.zeros(0, dtype=np.int64)
     words, padded = _cell_words(out)
-    cells = _cell_counts(words)
-    areas = cells.sum(axis=(1, 2))
-    rows, cols = cells.shape[1:]
+    sums = _cell_sums(words)
+    rows, cols = sums.shape[1:]
     # The layers stacked on one board with an empty row between them, so that one 2-D
     # labelling finds every mask's pieces and never joins two masks.
-    board = np.zeros((count, rows + 1, cols), dtype=np.int64)
-    board[:, :rows] = cells
+    board = np.zeros((count, rows + 1, cols), dtype=np.uint8)
+    np.not_equal(sums, 0, out=board[:, :rows], casting="unsafe")
     board = board.reshape(count * (rows + 1), cols)
-    labels, pieces = ndimage.label(board > 0, structure=_EIGHT_CONNECTED)
-    extents = ndimage.find_objects(labels)
-    top = np.array([e[0].start for e in extents], dtype=np.int64)
-    piece_layer = top // (rows + 1)
-    if pieces == 0 or np.bincount(piece_layer, minlength=count).max() <= 1:
-        return out, areas
-    occupied = np.flatnonzero(labels)
-    owner = labels.ravel()[occupied] - 1
-    weight = board.ravel()[occupied].astype(np.float64)
+    occupied = np.flatnonzero(board)
     board_y, cell_x = np.divmod(occupied, cols)
+    layer, cell_y = np.divmod(board_y, rows + 1)
+    weight = _byte_sums(sums[layer, cell_y, cell_x])
+    areas = np.bincount(layer, weight, minlength=count).astype(np.int64)
+    if occupied.size == 0:
+        return out, areas
+    labelled, labels, stats, _ = cv2.connectedComponentsWithStats(
+        board, connectivity=8, ltype=cv2.CV_32S
+    )
+    pieces = labelled - 1
+    piece_layer = stats[1:, cv2.CC_STAT_TOP] // (rows + 1)
+    if np.bincount(piece_layer, minlength=count).max() <= 1:
+        return out, areas
+    owner = labels.ravel()[occupied] - 1
+    weight = weight.astype(np.float64)
     size = np.bincount(owner, weight, pieces)
     centre_y = np.bincount(owner, weight * board_y, pieces) / size
     centre_x = np.bincount(owner, weight * cell_x, pieces) / size
-    order = np.lexsort((np.arange(pieces), -size, piece_layer))
+    first_cell = np.full(pieces, occupied.size, dtype=np.int64)
+    seen, first_index = np.unique(owner, return_index=True)
+    first_cell[seen] = first_index  # ``occupied`` is in row-major order
+    order = np.lexsort((first_cell, -size, piece_layer))
     first_of_layer = np.concatenate([[True], np.diff(piece_layer[order]) != 0])
     main_of_layer = np.zeros(count, dtype=np.int64)
     main_of_layer[piece_layer[order][first_of_layer]] = order[first_of_layer]
     main = main_of_layer[piece_layer]
-    height_cells = np.array([e[0].stop - e[0].start for e in extents])
-    width_cells = np.array([e[1].stop - e[1].start for e in extents])
-    diagonal = np.hypot(height_cells, width_cells)[main]
+    extent = stats[1:, [cv2.CC_STAT_HEIGHT, cv2.CC_STAT_WIDTH]].astype(np.float64)
+    diagonal = np.hypot(extent[:, 0], extent[:, 1])[main]
     distance = np.hypot(centre_y - centre_y[main], centre_x - centre_x[main])
     dropped = (distance > max_distance * diagonal)[owner]
     if not dropped.any():
         return out, areas
-    layer, cell_y = np.divmod(board_y[dropped], rows + 1)
-    cell_x = cell_x[dropped]
+    layer, cell_y, cell_x = layer[dropped], cell_y[dropped], cell_x[dropped]
     words[layer[:, None], cell_y[:, None] * _GRID + np.arange(_GRID), cell_x[:, None]] = 0
-    np.subtract.at(areas, layer, cells[layer, cell_y, cell_x])
+    np.subtract.at(areas, layer, weight[dropped].astype(np.int64))
     if padded is not None:
         out[...] = padded[:, :height, :width]
     return out, areas
 
 
-def _cell_counts(words: np.ndarray) -> np.ndarray:
-    """Set pixels per 8 x 8 cell from the masks' words, as ``(N, H/8, W/8)`` int64.
+def _cell_sums(words: np.ndarray) -> np.ndarray:
+    """Per 8 x 8 cell, the sum of its 8 words, as ``(N, H/8, W/8)`` uint64.
 
     A word holds 8 pixels as 8 bytes of 0 or 1, so adding the 8 words of a cell column
-    leaves each byte at most 8 with no carry between bytes; multiplying by 0x0101...01
-    then gathers the sum of the 8 bytes in the top byte.
+    leaves each byte at most 8 with no carry between bytes: nonzero exactly where the cell
+    has a set pixel, and :func:`_byte_sums` gives its pixel count.
     """
     count, padded_height, row_words = words.shape
-    column_sums = words.reshape(count, padded_height // _GRID, _GRID, row_words).sum(
+    return words.reshape(count, padded_height // _GRID, _GRID, row_words).sum(
         axis=2, dtype=np.uint64
     )
-    return ((column_sums * np.uint64(0x0101010101010101)) >> np.uint64(56)).astype(np.int64)
+
+
+def _byte_sums(sums: np.ndarray) -> np.ndarray:
+    """Sum of the 8 bytes of each uint64 (each byte at most 8), as int64: multiplying by
+    0x0101...01 gathers the sum in the top byte."""
+    return ((sums * np.uint64(0x0101010101010101)) >> np.uint64(56)).astype(np.int64)
 
 
 def _cell_words(masks: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
@@ -187,90 +196,107 @@ class MaskSummary:
 def encode_masks(masks: np.ndarray) -> MaskSummary:
     """Areas, bounding boxes and COCO RLE strings of an ``(N, H, W)`` stack, in one pass.
 
-    The stack is read once to find the rows each mask occupies; after that only each
-    mask's row band (for its columns) and its bounding window (for its runs) are read. The
-    runs are laid out in the frame's column-major order with the zeros outside the window
-    implied, so the strings equal ``pycocotools.mask.encode``'s without a Fortran-ordered
-    copy of the frame, and the areas are the lengths of the runs of ones. Nothing the
-    size of a frame is copied.
+    The stack is read once to find each mask's columns; after that only each mask's column
+    band (for its rows) and its bounding window (for its runs) are read. The runs are laid
+    out in the frame's column-major order with the zeros outside the window implied, so the
+    strings equal ``pycocotools.mask.encode``'s without a Fortran-ordered copy of the
+    frame, and the areas are the lengths of the runs of ones. Nothing the size of a frame
+    is copied: the windows are stacked (zero-padded to the largest) and all masks' runs are
+    found and encoded together.
     """
     stack = _as_stack(masks)
     count, height, width = stack.shape
+    bounds = _bounds(stack)
+    mask_of, at = _changes(stack, bounds)
+    runs, lengths = _runs(mask_of, at, count, height * width)
+    starts = np.cumsum(lengths) - lengths
+    place = np.arange(runs.size) - np.repeat(starts, lengths)
+    ones = place % 2 == 1
+    areas = np.bincount(np.repeat(np.arange(count), lengths)[ones], runs[ones], minlength=count)
+    return MaskSummary(areas.astype(np.int64), bounds, _rle_strings(runs, lengths))
+
+
+def _changes(stack: np.ndarray, bounds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where each mask changes value: (mask index, frame index in column-major order),
+    sorted by mask, then index.
+
+    The windows are copied into one zero-padded ``(N, R + 2, C)`` block, a zero row above
+    each, so a change between block rows ``q - 1`` and ``q`` of window column ``c`` is a
+    change at frame index ``(left + c) * height + top + q - 1``. When a window spans the
+    whole height, a run that goes on into the next column shows as an end and a start at
+    the same index: both are dropped; so is an end at the very last pixel.
+    """
+    count, height, width = stack.shape
+    size = height * width
+    spans = bounds[:, 2:] - bounds[:, :2]
+    cols, rows = (int(v) for v in spans.max(axis=0, initial=0))
+    if not (rows and cols):
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    block = np.zeros((count, rows + 2, cols), dtype=bool)
+    for index, (c1, r1, c2, r2) in enumerate(bounds.tolist()):
+        if r2 > r1:
+            block[index, 1 : 1 + r2 - r1, : c2 - c1] = stack[index, r1:r2, c1:c2]
+    flat = np.flatnonzero(block[:, 1:] != block[:, :-1])
+    mask_of, rest = np.divmod(flat, (rows + 1) * cols)
+    row, col = np.divmod(rest, cols)
+    key = mask_of * (size + 1) + (bounds[mask_of, 0] + col) * height + bounds[mask_of, 1] + row
+    key.sort()
+    keep = np.ones(key.size, dtype=bool)
+    tied = np.flatnonzero(key[1:] == key[:-1])
+    keep[tied] = keep[tied + 1] = False
+    mask_of, at = np.divmod(key[keep], size + 1)
+    last = at < size
+    return mask_of[last], at[last]
+
+
+def _runs(
+    mask_of: np.ndarray, at: np.ndarray, count: int, size: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Run lengths of every mask as pycocotools counts them (zeros first, possibly 0; no
+    empty last run), concatenated, and how many belong to each mask."""
+    changes = np.bincount(mask_of, minlength=count)
+    width = changes + 2  # 0, the changes, size
+    first = np.cumsum(width) - width
+    edges = np.zeros(int(width.sum()), dtype=np.int64)
+    edges[first + width - 1] = size
+    within = np.arange(at.size) - np.repeat(np.cumsum(changes) - changes, changes)
+    edges[first[mask_of] + 1 + within] = at
+    steps = np.diff(edges)
+    keep = np.ones(steps.size, dtype=bool)
+    keep[(first + width - 1)[:-1]] = False  # from one mask's size to the next one's 0
+    return steps[keep], changes + 1
+
+
+def _bounds(stack: np.ndarray) -> np.ndarray:
+    """``[c1, r1, c2, r2]`` (exclusive ends) of each mask's set pixels, int64 ``(N, 4)``.
+
+    One pass over the stack finds each mask's columns (OR-ing its rows together, one
+    uint64 per 8 pixels where the width allows); its rows come from its column band only.
+    """
+    count, height, width = stack.shape
     bounds = np.zeros((count, 4), dtype=np.int64)
-    changes: list[np.ndarray] = [_NO_CHANGES] * count
-    if count and height and width:
-        rows_any = _rows_any(stack)
-        for index in range(count):
-            rows = np.flatnonzero(rows_any[index])
-            if rows.size == 0:
-                continue
-            r1, r2 = int(rows[0]), int(rows[-1]) + 1
-            cols = np.flatnonzero(_columns_any(stack[index, r1:r2]))
-            c1, c2 = int(cols[0]), int(cols[-1]) + 1
-            bounds[index] = (c1, r1, c2, r2)
-            changes[index] = _window_changes(stack[index, r1:r2, c1:c2], r1, c1, height)
-    runs = [_runs_from_changes(c, height * width) for c in changes]
-    areas = np.fromiter((r[1::2].sum() for r in runs), dtype=np.int64, count=count)
-    return MaskSummary(areas, bounds, _rle_strings(runs))
-
-
-_NO_CHANGES = np.zeros(0, dtype=np.int64)
-
-
-def _rows_any(stack: np.ndarray) -> np.ndarray:
-    """``(N, H)``: which rows of each mask hold a set pixel (nonzero = yes).
-
-    With whole 8-pixel words it ORs one uint64 per 8 pixels instead of 8 bools.
-    """
-    if stack.shape[2] % 8 == 0 and stack.flags.c_contiguous:
-        return np.bitwise_or.reduce(stack.view(np.uint64), axis=2)
-    return stack.any(axis=2)
-
-
-def _columns_any(band: np.ndarray) -> np.ndarray:
-    """``(W,)``: which columns of an ``(R, W)`` band hold a set pixel (nonzero = yes)."""
-    if band.shape[1] % 8 == 0 and band.flags.c_contiguous:
-        return np.bitwise_or.reduce(band.view(np.uint64), axis=0).view(np.uint8)
-    return band.any(axis=0)
-
-
-def _window_changes(window: np.ndarray, top: int, left: int, height: int) -> np.ndarray:
-    """Sorted frame indices (column-major) where a mask that is zero outside ``window``
-    changes value.
-
-    With a zero row above and below the window, a change between padded rows ``q - 1``
-    and ``q`` of window column ``c`` is a change at frame index ``(left + c) * height +
-    top + q - 1``. When the window spans the whole height, a run that goes on into the
-    next column shows as an end and a start at the same index: both are dropped.
-    """
-    rows, cols = window.shape
-    padded = np.zeros((rows + 2, cols), dtype=bool)
-    padded[1:-1] = window
-    row, column = np.nonzero(padded[1:] != padded[:-1])
-    changes = (left + column) * height + (top + row)
-    changes.sort()
-    if rows == height:
-        tied = np.flatnonzero(changes[1:] == changes[:-1])
-        if tied.size:
-            changes = np.delete(changes, np.concatenate([tied, tied + 1]))
-    return changes
-
-
-def _runs_from_changes(changes: np.ndarray, size: int) -> np.ndarray:
-    """Run lengths as pycocotools counts them: zeros first (possibly 0), no empty last run."""
-    if changes.size and changes[-1] == size:
-        changes = changes[:-1]
-    edges = np.empty(changes.size + 2, dtype=np.int64)
-    edges[0], edges[-1] = 0, size
-    edges[1:-1] = changes
-    return np.diff(edges)
+    if not (count and height and width):
+        return bounds
+    if width % 8 == 0 and stack.flags.c_contiguous:
+        columns_any = np.bitwise_or.reduce(stack.view(np.uint64), axis=1).view(np.uint8)
+    else:
+        columns_any = stack.any(axis=1)
+    for index in range(count):
+        cols = np.flatnonzero(columns_any[index])
+        if cols.size == 0:
+            continue
+        c1, c2 = int(cols[0]), int(cols[-1]) + 1
+        rows = np.flatnonzero(stack[index, :, c1:c2].any(axis=1))
+        bounds[index] = (c1, rows[0], c2, rows[-1] + 1)
+    return bounds
 
 
 _MAX_GROUPS = 13  # 5 bits each: enough for any int64
 
 
-def _rle_strings(runs: list[np.ndarray]) -> list[str]:
-    """COCO compressed strings of several run-length lists, encoded together.
+def _rle_strings(runs: np.ndarray, lengths: np.ndarray) -> list[str]:
+    """COCO compressed strings of several masks' run lengths (concatenated; ``lengths[i]``
+    of them belong to mask ``i``, at least one each), encoded together.
 
     The format (pycocotools' ``rleToString``): from the fourth number on, each number is
     replaced by its difference to the number two places before it; each number is then
@@ -278,10 +304,9 @@ def _rle_strings(runs: list[np.ndarray]) -> list[str]:
     group, with 0x20 added while more groups follow; the last group's bit 0x10 carries
     the sign.
     """
-    if not runs:
+    if lengths.size == 0:
         return []
-    lengths = np.fromiter((r.size for r in runs), dtype=np.int64, count=len(runs))
-    values = np.concatenate(runs).astype(np.int64)
+    values = runs.astype(np.int64)
     starts = np.cumsum(lengths) - lengths
     place = np.arange(values.size) - np.repeat(starts, lengths)
     later = np.flatnonzero(place > 2)
@@ -360,17 +385,9 @@ def masks_to_xyxy(masks: np.ndarray) -> np.ndarray:
 
     A mask spanning columns ``c1..c2`` and rows ``r1..r2`` gets ``[c1, r1, c2 + 1,
     r2 + 1]`` (``supervision.mask_to_xyxy`` gives ``[c1, r1, c2, r2]``). An empty mask
-    gives zeros.
+    gives zeros. :func:`encode_masks` gives these with the areas and RLE strings.
     """
-    stack = _as_stack(masks)
-    boxes = np.zeros((stack.shape[0], 4), dtype=np.float32)
-    for index, mask in enumerate(stack):
-        rows = np.flatnonzero(mask.any(axis=1))
-        if rows.size == 0:
-            continue
-        cols = np.flatnonzero(mask.any(axis=0))
-        boxes[index] = (cols[0], rows[0], cols[-1] + 1, rows[-1] + 1)
-    return boxes
+    return _bounds(_as_stack(masks)).astype(np.float32)
 
 
 def mask_areas(masks: np.ndarray) -> np.ndarray:

@@ -17,26 +17,44 @@ Per frame ``i`` (0-based, as decoded):
   and the class and confidence of the player detection it matches on detection frames,
   or else whatever the tracker carries from the detection that prompted it).
 - read frames (``i % read_stride == 0``): the frame's number boxes are paired with the
-  track masks by IoS; numbers that overlap no track are not read (no track could take
-  them); the others are read in one batched reader call, unless the track they overlap
-  most has been *early-stopped* (below). Every read is recorded with its IoS to every
-  track it overlaps (``observations/reads``).
+  track masks by IoS. Only *legible* boxes are read, in one batched reader call: a box
+  whose best IoS is below ``read_min_ios`` or is shared by two tracks (resolve could give
+  it to no track), one shorter than ``read_min_height`` pixels, or one whose width /
+  height lies outside ``[read_min_aspect, read_max_aspect]`` (a number seen edge-on, or a
+  box around something else) is counted and left; so is a box whose best track has been
+  *early-stopped* (below). Every read is recorded with its IoS to every track it overlaps
+  (``observations/reads``).
 - team evidence (with an embedder): on a track's first frame and every ``team_stride``
   frames after, the central part of its box is embedded and the embedding is recorded
   (float16) with ``own_fraction``, the share of that crop covered by the track's own mask
   (``observations/team_votes``). No team model is involved: :func:`hoopray.resolve.resolve`
   assigns the clusters, so refitting a game's team model re-observes nothing.
 
-Early stop (``skip_confirmed_reads``): OCR is the expensive part, so a track stops being
-read once its own reads (those where it is the best overlapping track with IoS >=
-``skip_min_ios``) contain ``skip_confirmed_reads`` equal numbers in a row. This only saves
-work; :func:`hoopray.resolve.resolve` still decides from the stored reads. The trade-off:
-a resolve config that needs more agreeing reads than ``skip_confirmed_reads``, or a lower
-IoS than ``skip_min_ios``, finds fewer reads than a full read would give; set
-``skip_confirmed_reads`` to the largest ``reads_to_confirm`` you plan to sweep (or None to
-read every number on every read frame). Likewise a sweep of ``min_read_confidence`` may
-turn some of the early-stopping reads into unreadable ones; the early stop does not look at
-confidences.
+Early stop (``skip_policy``, ``skip_confirmed_reads``): OCR is the expensive part, so a
+track stops being read once its identity is decided by its own reads (those where it is the
+best overlapping track with IoS >= ``skip_min_ios``), under the rule of resolve's default
+policy: ``posterior`` (the default), the number posterior of
+:class:`hoopray.resolve.ResolveConfig`'s defaults confirms a number, with resolve's prior
+for a track of unknown team (observe knows no teams): the game's two rosters mixed when
+:func:`observe` is given the roster, else uniform; or ``streak``,
+:class:`hoopray.voting.StreakVoter` with ``n = skip_confirmed_reads`` (that many equal
+readable reads in a row; an unreadable read neither counts nor breaks the run). This only
+saves work: :func:`hoopray.resolve.resolve` still decides from the stored reads. The
+trade-offs: a resolve config stricter than the early stop's rule (a higher ``min_posterior`` or
+``min_margin``, more ``reads_to_confirm`` than ``skip_confirmed_reads``, a higher IoS than
+``skip_min_ios``) finds fewer reads than a full read would give; so does a sweep of
+``min_read_confidence``, which may turn some of the early-stopping reads into unreadable
+ones. Resolve, knowing the track's team, weighs the numbers of that team's roster only: a
+track whose reads settle on a number of the other team's roster may stop being read before
+resolve would confirm it, and without a roster here reading goes on longer than resolve
+needs. Set the early stop to the strictest setting you plan to sweep, or
+``skip_confirmed_reads`` to None to read every number on every read frame. Likewise the IoS
+gate: resolve thresholds below ``read_min_ios`` find no reads.
+
+Per frame, nothing the size of the frame is copied: the masks the tracker returns are read
+once for their areas, boxes and COCO RLE strings (:func:`hoopray.masks.encode_masks`, which
+scans each mask's bounding window only after one pass for its rows), and the IoS of each
+number box is counted on the patches where it meets a mask's box.
 
 Rows are packed into Arrow record batches of at most 4,096 rows or about 8 MiB of strings
 and bytes (RLE strings, embeddings) as they accumulate. Without a sink, :func:`observe`
@@ -58,15 +76,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pyarrow as pa
 
+from hoopray import voting
 from hoopray.geometry import (
     box_pixels,
     clip_boxes,
-    crop,
     ios_masks_boxes,
     pad_boxes,
     shrink_boxes,
 )
-from hoopray.masks import clean_masks, mask_areas, masks_to_xyxy, rle_encode
+from hoopray.masks import MaskSummary, clean_masks, encode_masks
 from hoopray.models.base import CLASS_NAME, SOURCE, Models, Tracker
 from hoopray.types import (
     OBS_CLIP,
@@ -78,9 +96,12 @@ from hoopray.types import (
     TrackSource,
     check_schema,
 )
+from hoopray.voting import StreakVoter
 
 if TYPE_CHECKING:
     import supervision as sv
+
+    from hoopray.roster import Roster
 
 _CLASS_MATCH_IOU = 0.5
 _CHUNK_ROWS = 4096
@@ -88,6 +109,9 @@ _CHUNK_TEXT_BYTES = 8 * 2**20
 
 RowSink = Callable[[str, pa.RecordBatch], None]
 """Receives each full record batch of a streamed table, e.g. ``sink("tracks", batch)``."""
+
+SKIP_POLICIES = ("posterior", "streak")
+"""Rules of the OCR early stop (``ObserveConfig.skip_policy``)."""
 
 STREAMED_TABLES = ("tracks", "reads", "team_votes")
 """The observation tables whose rows go to the sink (``clip`` is one row, returned)."""
@@ -106,10 +130,21 @@ class ObserveConfig:
         team_stride: frames between two team crops of the same track.
         crop_scale: the central fraction of a player's box used for team crops.
         new_track_min_confidence: players detected below this confidence prompt no track.
-        read_min_ios: a number is read only when it overlaps some track with at least this
-            IoS (0: any overlap). Resolve thresholds below it find no reads.
-        skip_confirmed_reads: early stop of OCR per track (see the module docstring); None
-            reads every number on every read frame.
+        read_min_ios: a number is read only when its best IoS with a track is at least this
+            (0: any overlap) and no other track has the same IoS. Resolve thresholds below
+            it find no reads; the default is the lowest ``resolve.ios_threshold`` the
+            documented sweeps use.
+        read_min_height: number boxes shorter than this many pixels (before padding) are
+            not read: too few pixels for the reader.
+        read_min_aspect: number boxes narrower than this width / height are not read (a
+            number seen edge-on; a one-digit number is about 0.5).
+        read_max_aspect: number boxes wider than this width / height are not read (two
+            digits are about 1.2 to 1.6; wider boxes hold something else).
+        skip_policy: the rule that decides a track's identity for the early stop (see the
+            module docstring): "posterior" (resolve's default policy) or "streak".
+        skip_confirmed_reads: early stop of OCR per track: for "streak" the equal reads in
+            a row that decide; None reads every number on every read frame, whatever the
+            policy.
         skip_min_ios: a read counts towards the early stop only with at least this IoS.
         max_frames: observe only the first ``max_frames`` frames (None: all).
         mask_clean_distance: keep a mask's main segment and the pieces within this fraction
@@ -124,7 +159,11 @@ class ObserveConfig:
     team_stride: int = 15
     crop_scale: float = 0.4
     new_track_min_confidence: float = 0.5
-    read_min_ios: float = 0.0
+    read_min_ios: float = 0.8
+    read_min_height: float = 8.0
+    read_min_aspect: float = 0.2
+    read_max_aspect: float = 2.5
+    skip_policy: str = "posterior"
     skip_confirmed_reads: int | None = 3
     skip_min_ios: float = 0.9
     max_frames: int | None = None
@@ -145,6 +184,31 @@ class ObserveConfig:
             )
         if self.max_frames is not None and self.max_frames < 1:
             raise ValueError(f"observe.max_frames must be >= 1 or None, got {self.max_frames}")
+        if self.skip_policy not in SKIP_POLICIES:
+            raise ValueError(
+                f"observe.skip_policy must be one of {SKIP_POLICIES}, got {self.skip_policy!r}"
+            )
+        if not 0.0 <= self.read_min_ios <= 1.0:
+            raise ValueError(f"observe.read_min_ios must be in [0, 1], got {self.read_min_ios}")
+        if not self.read_min_height >= 0:
+            raise ValueError(f"observe.read_min_height must be >= 0, got {self.read_min_height}")
+        if not 0.0 <= self.read_min_aspect <= self.read_max_aspect:
+            raise ValueError(
+                "observe.read_min_aspect and read_max_aspect must satisfy 0 <= min <= max, got "
+                f"{self.read_min_aspect} and {self.read_max_aspect}"
+            )
+
+    def legible(self, boxes: np.ndarray) -> np.ndarray:
+        """Which ``(M, 4)`` xyxy number boxes pass the size and aspect gates, bool ``(M,)``."""
+        width = boxes[:, 2] - boxes[:, 0]
+        height = boxes[:, 3] - boxes[:, 1]
+        aspect = np.divide(width, height, out=np.zeros_like(width), where=height > 0)
+        return (
+            (height >= self.read_min_height)
+            & (height > 0)
+            & (aspect >= self.read_min_aspect)
+            & (aspect <= self.read_max_aspect)
+        )
 
 
 class _TableBuilder:
@@ -211,26 +275,84 @@ class _TableBuilder:
 
 @dataclass
 class _EarlyStop:
-    """Per-track runs of equal reads, to stop reading tracks whose number is clear."""
+    """Which tracks' identities are decided, by resolve's rules on the reads so far.
+
+    A read counts for a track when it is the read's best track with at least ``min_ios``
+    (compared in float32, the stored precision, as resolve does). ``policy`` "streak":
+    :class:`hoopray.voting.StreakVoter` confirms after ``needed`` equal readable reads in
+    a row. ``policy`` "posterior": the number posterior of resolve's default
+    :class:`hoopray.resolve.ResolveConfig` (confusion model, runs two read strides apart,
+    reads weighed by confidence x IoS) confirms its best number, with resolve's prior for a
+    track of unknown team: both teams' rosters mixed (``rosters``), or uniform without a
+    roster. ``needed`` None decides nothing.
+    """
 
     needed: int | None
     min_ios: float
+    policy: str = "streak"
+    run_gap: int = 10
+    rosters: tuple[frozenset[str], ...] = ()
 
     def __post_init__(self) -> None:
-        self._value: dict[int, str | None] = {}
-        self._run: dict[int, int] = {}
         self.done: set[int] = set()
+        self._voter = StreakVoter(self.needed) if self.needed and self.policy == "streak" else None
+        self._reads: dict[int, list[tuple[int, int, float]]] = {}
+        if self.policy == "posterior":
+            from hoopray.resolve import ResolveConfig
 
-    def update(self, track_id: int, ios: float, text: str | None) -> None:
-        if self.needed is None or ios < self.min_ios:
+            self._resolve = ResolveConfig()
+            self._confusion = voting.confusion_matrix(self._resolve.misread_rate)
+            off_roster = self._resolve.off_roster_prior
+            if self.rosters:
+                both = voting.roster_log_prior(list(self.rosters), off_roster)
+                self._prior = np.logaddexp.reduce(both, axis=0)[None, :]
+            else:
+                self._prior = voting.roster_log_prior([None], off_roster)
+
+    def update(
+        self, track_id: int, ios: float, text: str | None, confidence: float = 1.0, frame: int = 0
+    ) -> None:
+        if self.needed is None or np.float32(ios) < np.float32(self.min_ios):
             return
-        if text is not None and self._value.get(track_id) == text:
-            self._run[track_id] += 1
-        else:
-            self._value[track_id] = text
-            self._run[track_id] = 0 if text is None else 1
-        if self._run[track_id] >= self.needed:
+        if self._voter is not None:
+            if self._voter.update([track_id], [text])[0] is not None:
+                self.done.add(track_id)
+            return
+        if text not in voting.NUMBER_INDEX:
+            return
+        weight = float(np.clip(np.float32(confidence) * np.float32(ios), 0.0, 1.0))
+        reads = self._reads.setdefault(track_id, [])
+        reads.append((frame, voting.NUMBER_INDEX[text], weight))
+        frames, numbers, weights = (np.array(column) for column in zip(*reads, strict=True))
+        cfg = self._resolve
+        number_ll = voting.number_loglik(
+            numbers,
+            weights,
+            voting.split_runs(frames, self.run_gap),
+            self._confusion,
+            cfg.persistent_misread,
+        )
+        probs = voting.pair_posterior(self._prior, np.zeros(1), number_ll)
+        if voting.decide_pair(probs, cfg.min_posterior, cfg.min_margin).confirmed:
             self.done.add(track_id)
+            del self._reads[track_id]
+
+
+@dataclass(frozen=True)
+class _Live:
+    """The recorded tracks of one frame.
+
+    ``masks`` is the tracker's whole stack, not copied; ``keep`` indexes the rows with a
+    non-empty mask, and every other field is per kept track except ``summary`` (per row of
+    ``masks``).
+    """
+
+    masks: np.ndarray
+    summary: MaskSummary
+    keep: np.ndarray
+    track_ids: np.ndarray
+    areas: np.ndarray
+    boxes: np.ndarray
 
 
 def _player_class_and_confidence(
@@ -299,6 +421,7 @@ class _ClipObserver:
         models: Models,
         cfg: ObserveConfig,
         sink: RowSink | None = None,
+        roster: Roster | None = None,
     ):
         self.models = models
         self.cfg = cfg
@@ -313,7 +436,13 @@ class _ClipObserver:
                 STREAMED_TABLES, (OBS_TRACKS, OBS_READS, OBS_TEAM_VOTES), strict=True
             )
         )
-        self.early_stop = _EarlyStop(cfg.skip_confirmed_reads, cfg.skip_min_ios)
+        self.early_stop = _EarlyStop(
+            cfg.skip_confirmed_reads,
+            cfg.skip_min_ios,
+            cfg.skip_policy,
+            2 * cfg.read_stride,
+            () if roster is None else tuple(frozenset(t.players) for t in roster.teams),
+        )
         self.last_team_frame: dict[int, int] = {}
         self.tracker: Tracker | None = None
         self.track_ids: set[int] = set()
@@ -326,6 +455,7 @@ class _ClipObserver:
             "numbers_seen": 0,
             "numbers_unassigned": 0,
             "numbers_skipped": 0,
+            "numbers_illegible": 0,
             "embedder_calls": 0,
             "team_crops": 0,
         }
@@ -355,8 +485,7 @@ class _ClipObserver:
         if self.tracker is None:
             if prompts is None or len(prompts) == 0:
                 if is_read and detections is not None:
-                    ids, masks, areas, _ = self._no_tracks()
-                    self._read_numbers(index, frame, detections, ids, masks, areas)
+                    self._read_numbers(index, frame, detections, self._no_tracks())
                 return
             assert self.models.tracking is not None
             self.tracker = self.models.tracking.open()
@@ -368,20 +497,17 @@ class _ClipObserver:
             )
             default_source = TrackSource.PROPAGATED
 
-        track_ids, masks, areas, boxes = self._record_tracks(index, live, players, default_source)
+        tracks = self._record_tracks(index, live, players, default_source)
         if is_read and detections is not None:
-            self._read_numbers(index, frame, detections, track_ids, masks, areas)
+            self._read_numbers(index, frame, detections, tracks)
         if self.models.embedder is not None:
-            self._team_evidence(index, frame, track_ids, masks, boxes)
+            self._team_evidence(index, frame, tracks)
 
-    def _no_tracks(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def _no_tracks(self) -> _Live:
         width, height = self.size or (0, 0)
-        return (
-            np.zeros(0, dtype=np.int64),
-            np.zeros((0, height, width), dtype=bool),
-            np.zeros(0, dtype=np.int64),
-            np.zeros((0, 4), dtype=np.float32),
-        )
+        masks = np.zeros((0, height, width), dtype=bool)
+        none = np.zeros(0, dtype=np.int64)
+        return _Live(masks, encode_masks(masks), none, none, none, np.zeros((0, 4), np.float32))
 
     def _record_tracks(
         self,
@@ -389,23 +515,23 @@ class _ClipObserver:
         live: sv.Detections,
         players: sv.Detections | None,
         default_source: TrackSource,
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Record the live tracks with a non-empty mask; return their ids, masks, areas, boxes."""
+    ) -> _Live:
+        """Record the live tracks with a non-empty mask and return them."""
         width, height = self.size or (0, 0)
         if len(live) == 0:
             return self._no_tracks()
         if live.mask is None or live.tracker_id is None:
             raise ValueError("the tracker must return masks and tracker ids")
-        masks = np.asarray(live.mask, dtype=bool)
+        masks = np.asarray(live.mask)
+        if masks.dtype != bool:
+            masks = masks != 0
         if self.cfg.mask_clean_distance is not None:
-            masks, areas = clean_masks(masks, self.cfg.mask_clean_distance)
-        else:
-            areas = mask_areas(masks)
-        keep = areas > 0
-        masks = masks[keep]
-        areas = areas[keep]
+            masks, _ = clean_masks(masks, self.cfg.mask_clean_distance)
+        summary = encode_masks(masks)
+        keep = np.flatnonzero(summary.areas > 0)
+        areas = summary.areas[keep]
+        boxes = summary.boxes[keep]
         track_ids = np.asarray(live.tracker_id, dtype=np.int64)[keep]
-        boxes = masks_to_xyxy(masks).astype(np.float32).reshape(-1, 4)
         raw_sources = live.data.get(SOURCE)
         sources = (
             [str(s) for s in np.asarray(raw_sources, dtype=object)[keep]]
@@ -425,7 +551,7 @@ class _ClipObserver:
                 "x2": boxes[:, 2].tolist(),
                 "y2": boxes[:, 3].tolist(),
                 "mask_area": areas.tolist(),
-                "mask_rle": [rle_encode(m) for m in masks],
+                "mask_rle": [summary.counts[k] for k in keep.tolist()],
                 "height": [height] * n,
                 "width": [width] * n,
                 "class_name": names,
@@ -433,45 +559,50 @@ class _ClipObserver:
                 "source": sources,
             }
         )
-        return track_ids, masks, areas, boxes
+        return _Live(masks, summary, keep, track_ids, areas, boxes)
 
     def _read_numbers(
-        self,
-        index: int,
-        frame: np.ndarray,
-        detections: sv.Detections,
-        track_ids: np.ndarray,
-        masks: np.ndarray,
-        areas: np.ndarray,
+        self, index: int, frame: np.ndarray, detections: sv.Detections, tracks: _Live
     ) -> None:
         numbers = self.models.roles.select(detections, "number")
         self.counts["numbers_seen"] += len(numbers)
         if len(numbers) == 0:
             return
+        track_ids = tracks.track_ids
         if len(track_ids) == 0:
             self.counts["numbers_unassigned"] += len(numbers)
             return
-        number_boxes = np.asarray(numbers.xyxy, dtype=np.float32)
-        ios = ios_masks_boxes(masks, number_boxes, mask_areas=areas)
-        best = ios.argmax(axis=0)
-        best_ios = ios.max(axis=0)
-        pad = self.cfg.number_pad
-        padded = clip_boxes(pad_boxes(number_boxes, pad, pad), self.size or (0, 0))
+        cfg = self.cfg
+        number_boxes = np.asarray(numbers.xyxy, dtype=np.float32).reshape(-1, 4)
+        summary = tracks.summary
+        ios = ios_masks_boxes(tracks.masks, number_boxes, summary.areas, summary.bounds)
+        ios = ios[tracks.keep]
+        columns = np.arange(len(number_boxes))
+        ranked = np.argsort(-ios, axis=0, kind="stable")
+        best = ranked[0]
+        best_ios = ios[best, columns]
+        runner_up = ios[ranked[1], columns] if len(ios) > 1 else np.zeros_like(best_ios)
+        shared = np.float32(runner_up) == np.float32(best_ios)
+        assignable = (best_ios > 0) & (best_ios >= cfg.read_min_ios) & ~shared
+        legible = cfg.legible(number_boxes)
+        pad = cfg.number_pad
+        size = self.size or (0, 0)
+        patches = box_pixels(clip_boxes(pad_boxes(number_boxes, pad, pad), size), size).tolist()
+        done = self.early_stop.done
         todo: list[int] = []
         crops: list[np.ndarray] = []
-        for j in range(len(numbers)):
-            if best_ios[j] <= 0 or best_ios[j] < self.cfg.read_min_ios:
+        for j, (c1, r1, c2, r2) in enumerate(patches):
+            if not assignable[j]:
                 self.counts["numbers_unassigned"] += 1
-                continue
-            if int(track_ids[best[j]]) in self.early_stop.done:
+            elif int(track_ids[best[j]]) in done:
                 self.counts["numbers_skipped"] += 1
-                continue
-            image = crop(frame, padded[j])
-            if image.size == 0:
+            elif not legible[j]:
+                self.counts["numbers_illegible"] += 1
+            elif c2 <= c1 or r2 <= r1:
                 self.counts["numbers_unassigned"] += 1
-                continue
-            todo.append(j)
-            crops.append(image)
+            else:
+                todo.append(j)
+                crops.append(frame[r1:r2, c1:c2].copy())
         if not crops:
             return
         assert self.models.reader is not None
@@ -489,7 +620,13 @@ class _ClipObserver:
             candidates.append(
                 [{"track_id": int(track_ids[t]), "ios": float(ios[t, j])} for t in hits]
             )
-            self.early_stop.update(int(track_ids[best[j]]), float(best_ios[j]), result.text)
+            self.early_stop.update(
+                int(track_ids[best[j]]),
+                float(best_ios[j]),
+                result.text,
+                float(np.clip(result.confidence, 0.0, 1.0)),
+                index,
+            )
         chosen = number_boxes[todo]
         self.reads.extend(
             {
@@ -506,14 +643,8 @@ class _ClipObserver:
             }
         )
 
-    def _team_evidence(
-        self,
-        index: int,
-        frame: np.ndarray,
-        track_ids: np.ndarray,
-        masks: np.ndarray | None,
-        boxes: np.ndarray,
-    ) -> None:
+    def _team_evidence(self, index: int, frame: np.ndarray, tracks: _Live) -> None:
+        track_ids, masks, boxes = tracks.track_ids, tracks.masks, tracks.boxes
         due = [
             k
             for k, tid in enumerate(track_ids.tolist())
@@ -533,7 +664,7 @@ class _ClipObserver:
                 continue
             kept.append(k)
             crops.append(image.copy())
-            own.append(_own_fraction(None if masks is None else masks[k], (c1, r1, c2, r2)))
+            own.append(_own_fraction(masks[tracks.keep[k]], (c1, r1, c2, r2)))
         if not crops:
             return
         assert self.models.embedder is not None
@@ -575,6 +706,7 @@ def observe(
     *,
     sink: RowSink | None = None,
     observe_hash: str = "",
+    roster: Roster | None = None,
 ) -> Observations:
     """Run the models over one clip and record what they see.
 
@@ -589,12 +721,16 @@ def observe(
             them and returns them as tables.
         observe_hash: the hash of the observe stage's config, stored in
             ``observations/clip`` (null when empty).
+        roster: the game's roster, if known; it serves only the posterior early stop (its
+            prior, as resolve's for a track of unknown team, so that a track stops being
+            read about when resolve would confirm it) and nothing of it is recorded.
 
     Returns:
         Observations with the ``observations/tracks``, ``reads``, ``team_votes`` and
         ``clip`` tables; ``extra`` holds counters (detector and reader calls, numbers
-        seen, skipped by the early stop, or overlapping no track) and ``rows``, the row
-        count of each streamed table. With a ``sink``, ``tracks``, ``reads`` and
+        seen, skipped by the early stop, left by the size and aspect gates
+        (``numbers_illegible``), or by the IoS gate (``numbers_unassigned``)) and
+        ``rows``, the row count of each streamed table. With a ``sink``, ``tracks``, ``reads`` and
         ``team_votes`` are empty tables of their schemas: their rows went to the sink.
 
     Raises:
@@ -606,7 +742,7 @@ def observe(
     _check_models(models)
     started = time.perf_counter()
     info = probe(clip.path)
-    observer = _ClipObserver(models, cfg, sink)
+    observer = _ClipObserver(models, cfg, sink, roster)
     try:
         for index, frame in iter_frames(clip.path, stop=cfg.max_frames):
             observer.frame(index, frame)

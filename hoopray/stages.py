@@ -200,6 +200,7 @@ class GpuWorker:
                     self.cfg,
                     observe_hash=self.observe_hash,
                     source=clip.path,
+                    roster=_roster_or_none(str(row["game_dir"])),
                 )
             frames = int(obs.clip.column("frames")[0].as_py())
         except Exception as err:
@@ -249,6 +250,15 @@ class GpuWorker:
         }
 
 
+def _roster_or_none(game_dir: str) -> Any:
+    """The game's roster for observe's early stop (its numbers are the prior); a missing or
+    malformed one gives None here and fails the clips at stage ``roster`` in finish_game."""
+    try:
+        return outputs.read_roster(game_dir)
+    except Exception:
+        return None
+
+
 def _failed(row: Mapping[str, Any], stage: str, why: str, seconds: float = 0.0) -> dict[str, Any]:
     return {
         "kind": str(row.get("kind", OBSERVE)),
@@ -292,6 +302,7 @@ def observe_to_store(
     *,
     observe_hash: str = "",
     source: str | None = None,
+    roster: Any = None,
 ) -> Any:
     """Observe a local clip straight into its observation partitions (the production path).
 
@@ -299,7 +310,8 @@ def observe_to_store(
     observe produces them, so memory does not grow with the clip. They are committed only
     once observe finished and the clip passed :func:`hoopray.video.check_complete`;
     ``clip`` is written last and marks completion. ``source`` is the clip's location as
-    recorded (the input URI when ``clip.path`` is a scratch copy).
+    recorded (the input URI when ``clip.path`` is a scratch copy); ``roster`` (optional)
+    lets observe stop reading a track as soon as resolve would confirm it.
 
     Returns:
         observe's result; its streamed tables are empty (read them back with
@@ -325,7 +337,7 @@ def observe_to_store(
         def sink(name: str, batch: pa.RecordBatch) -> None:
             writers[name].write(batch)
 
-        obs = observe(clip, models, cfg, sink=sink, observe_hash=observe_hash)
+        obs = observe(clip, models, cfg, sink=sink, observe_hash=observe_hash, roster=roster)
         check_complete(clip.path, int(obs.clip.column("frames")[0].as_py()), stop=cfg.max_frames)
     table = obs.clip
     if source is not None:

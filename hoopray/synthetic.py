@@ -15,6 +15,20 @@ What happens in a clip, all decided by the seed:
   (``leave_frames``);
 - the ball is dribbled by one player and passed to another every one to two seconds.
 
+Noise of the world, each a named knob of :func:`make_game` (``difficulty`` presets them
+all, :data:`WORLD_PRESETS`; ``easy``, the default, is the world above):
+
+- ``similar_colours``: the chance that the two teams wear similar colours (white against
+  light grey, navy against black, :data:`SIMILAR_COLOURS`) instead of blue against red;
+- ``hidden_players`` / ``hidden_share``: players per clip who stand right behind an
+  opponent for that share of the clip (their torso, number and most of their jersey
+  covered, so a crop of their box is mostly the opponent's jersey);
+- ``number_overlap``: a number stays detectable while up to this share of its box is
+  covered by a nearer player, so number boxes reach into an overlapping player's mask.
+
+The models' noise (misreads, missed and false detections, id switches) belongs to the
+replay doubles (:mod:`hoopray.models.replay`).
+
 Every frame carries a stamp in its top-left corner: black and white blocks that encode
 ``(clip_key, frame_index)`` and survive H.264 (:func:`read_stamp`). The replay doubles in
 :mod:`hoopray.models.replay` use it to find the labels of the frame they are shown.
@@ -28,7 +42,7 @@ import os
 import uuid
 import zlib
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -189,6 +203,62 @@ def hex_to_rgb(colour: str) -> Rgb:
     return int(text[0:2], 16), int(text[2:4], 16), int(text[4:6], 16)
 
 
+DIFFICULTIES = ("easy", "realistic", "hard")
+
+DEFAULT_COLOURS = ("#1d428a", "#ce1141")
+SIMILAR_COLOURS: tuple[tuple[str, str], ...] = (
+    ("#f2f2f2", "#cdd0d4"),  # white against light grey
+    ("#1f2a48", "#161616"),  # navy against black
+)
+
+
+@dataclass(frozen=True)
+class WorldNoise:
+    """The world's noise knobs (see the module docstring); :data:`WORLD_PRESETS` by
+    difficulty. Deterministic under the game's seed."""
+
+    similar_colours: float = 0.0
+    hidden_players: int = 0
+    hidden_share: float = 0.0
+    number_overlap: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("similar_colours", "hidden_share"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if not 0.0 <= self.number_overlap < 1.0:
+            raise ValueError(f"number_overlap must be in [0, 1), got {self.number_overlap}")
+        if self.hidden_players < 0:
+            raise ValueError(f"hidden_players must be >= 0, got {self.hidden_players}")
+
+
+WORLD_PRESETS: dict[str, WorldNoise] = {
+    "easy": WorldNoise(),
+    "realistic": WorldNoise(
+        similar_colours=0.5, hidden_players=1, hidden_share=0.4, number_overlap=0.3
+    ),
+    "hard": WorldNoise(
+        similar_colours=1.0, hidden_players=2, hidden_share=0.5, number_overlap=0.45
+    ),
+}
+
+
+def world_noise(difficulty: str = "easy", **overrides: float | int | None) -> WorldNoise:
+    """The preset of ``difficulty`` with the knobs given (not None) replaced.
+
+    Raises:
+        ValueError: an unknown difficulty or knob, or a knob out of range.
+    """
+    if difficulty not in WORLD_PRESETS:
+        raise ValueError(f"difficulty must be one of {DIFFICULTIES}, got {difficulty!r}")
+    known = {f.name for f in fields(WorldNoise)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ValueError(f"unknown world knobs {unknown}; known: {sorted(known)}")
+    given = {k: v for k, v in overrides.items() if v is not None}
+    return replace(WORLD_PRESETS[difficulty], **given)
+
+
 @dataclass(frozen=True)
 class TeamSpec:
     """A team on court: its roster name, jersey colour ``#rrggbb`` and on-court numbers."""
@@ -217,6 +287,11 @@ class ClipSpec:
             for good once off screen.
         empty_frames: the first frames show no player, referee or ball.
         ball: whether a ball is in play (it needs at least one player).
+        hidden: object id -> (opponent's object id, first frame, end frame): the player
+            stands right behind that opponent over ``[first, end)`` (stepping in and out
+            over 0.4 s at either end).
+        number_overlap: a number is labelled visible while at most this share of its box
+            is covered by someone nearer (0: only wholly uncovered numbers).
     """
 
     game_id: str
@@ -232,6 +307,8 @@ class ClipSpec:
     leave_frames: Mapping[str, int] = field(default_factory=dict)
     empty_frames: int = 0
     ball: bool = True
+    hidden: Mapping[str, tuple[str, int, int]] = field(default_factory=dict)
+    number_overlap: float = 0.0
 
     @property
     def key(self) -> int:
@@ -278,6 +355,7 @@ class _Actor:
     turn_period: float  # seconds per full turn, signed
     enter: int | None = None
     leave: int | None = None
+    hide: tuple[int, int, int, float, float] | None = None  # target, start, end, dx, dy
 
 
 @dataclass(frozen=True)
@@ -404,6 +482,11 @@ def _make_actors(spec: ClipSpec, court: _Court, rng: np.random.Generator) -> lis
         unknown = sorted(set(frames) - known)
         if unknown:
             raise ValueError(f"{option}: unknown object ids {unknown}; known: {sorted(known)}")
+    for hider, (target, _, _) in spec.hidden.items():
+        if hider not in known or target not in known or hider == target:
+            raise ValueError(f"hidden: {hider!r} behind {target!r}; known: {sorted(known)}")
+        if target in spec.hidden:
+            raise ValueError(f"hidden: {target!r} hides itself, so nobody can hide behind it")
     (x0, x1), (y0, y1) = court.x_range, court.y_range
     actors = []
     # Each person roams around a home slot on a staggered grid of a far and a near row,
@@ -441,6 +524,14 @@ def _make_actors(spec: ClipSpec, court: _Court, rng: np.random.Generator) -> lis
                 leave=spec.leave_frames.get(object_id),
             )
         )
+    if spec.hidden:  # a separate stream: the rest of the scene is the same without it
+        order = {a.object_id: i for i, a in enumerate(actors)}
+        hide_rng = np.random.default_rng([spec.seed, 0x41DE])
+        for hider in sorted(spec.hidden):
+            target, start, end = spec.hidden[hider]
+            dx = float(hide_rng.uniform(20.0, 30.0) * hide_rng.choice([-1.0, 1.0]))
+            dy = float(hide_rng.uniform(12.0, 20.0))
+            actors[order[hider]].hide = (order[target], int(start), int(end), dx, dy)
     return actors
 
 
@@ -472,6 +563,25 @@ def _position(
         share = (frame - actor.leave) / walk
         return sx + (side - sx) * share, sy
     return _walk(actor, court, frame / fps)
+
+
+def _scene_position(
+    actors: list[_Actor], index: int, court: _Court, frame: int, fps: float, width: int
+) -> tuple[float, float] | None:
+    """:func:`_position`, moved right behind the opponent an actor hides behind."""
+    actor = actors[index]
+    pos = _position(actor, court, frame, fps, width)
+    if actor.hide is None or pos is None:
+        return pos
+    target, start, end, dx, dy = actor.hide
+    ramp = max(1, round(0.4 * fps))
+    share = min(max((frame - start) / ramp, 0.0), 1.0) * min(max((end - frame) / ramp, 0.0), 1.0)
+    goal = _position(actors[target], court, frame, fps, width)
+    if share <= 0.0 or goal is None:
+        return pos
+    k = _player_scale(court, goal[1])
+    behind = (goal[0] + dx * k, goal[1] - dy * k)
+    return pos[0] + (behind[0] - pos[0]) * share, pos[1] + (behind[1] - pos[1]) * share
 
 
 def _settled(actor: _Actor, frame: int, fps: float) -> bool:
@@ -753,7 +863,7 @@ def _ball_position(
         return None
 
     def hand(index: int, at: int) -> tuple[float, float, float, float]:
-        pos = _position(actors[index], court, at, spec.fps, spec.width)
+        pos = _scene_position(actors, index, court, at, spec.fps, spec.width)
         assert pos is not None
         k = _player_scale(court, pos[1])
         return pos[0] + 62 * k, pos[1] - 120 * k, pos[1], k
@@ -782,7 +892,8 @@ def iter_clip(spec: ClipSpec) -> Iterator[tuple[int, np.ndarray, list[dict[str, 
     time) and its label rows, dicts with the columns of :data:`hoopray.types.LABELS`.
     Only objects with visible pixels get a row. A player's ``number_visible`` is True
     when the player faces the camera and the whole number box is unoccluded and inside
-    the frame. Memory stays flat whatever the clip's length.
+    the frame (or, with ``spec.number_overlap``, when at most that share of the box is
+    covered). Memory stays flat whatever the clip's length.
     """
     width, height = spec.width, spec.height
     stamp_w, stamp_h = stamp_size(height)
@@ -803,8 +914,8 @@ def iter_clip(spec: ClipSpec) -> Iterator[tuple[int, np.ndarray, list[dict[str, 
         items: list[tuple[float, int]] = []
         feet: dict[int, tuple[float, float]] = {}
         if frame >= spec.empty_frames:
-            for i, actor in enumerate(actors):
-                pos = _position(actor, court, frame, spec.fps, width)
+            for i in range(len(actors)):
+                pos = _scene_position(actors, i, court, frame, spec.fps, width)
                 if pos is not None:
                     feet[i] = pos
                     items.append((pos[1], i))
@@ -856,7 +967,9 @@ def iter_clip(spec: ClipSpec) -> Iterator[tuple[int, np.ndarray, list[dict[str, 
             number_box = number_boxes.get(i)
             if number_box is not None:
                 x1, y1, x2, y2 = number_box
-                if not (labels[y1:y2, x1:x2] == 2 + i).all():
+                own = labels[y1:y2, x1:x2] == 2 + i
+                partly = spec.number_overlap > 0 and own.mean() >= 1.0 - spec.number_overlap
+                if not (own.all() or partly):
                     number_box = None
             rows.append(
                 _row(
@@ -956,6 +1069,54 @@ def _resolve_ids(
     return out
 
 
+def _pick_colours(seed: int, similar: float) -> tuple[str, str]:
+    if similar <= 0.0:
+        return DEFAULT_COLOURS
+    rng = np.random.default_rng([seed, 0xC0102])
+    if rng.random() >= similar:
+        return DEFAULT_COLOURS
+    pair = SIMILAR_COLOURS[int(rng.integers(len(SIMILAR_COLOURS)))]
+    return pair if rng.random() < 0.5 else (pair[1], pair[0])
+
+
+def _pick_hidden(
+    seed: int,
+    clip_index: int,
+    teams: tuple[TeamSpec, TeamSpec],
+    enter: Mapping[str, int],
+    leave: Mapping[str, int],
+    frames: int,
+    noise: WorldNoise,
+) -> dict[str, tuple[str, int, int]]:
+    """Who hides behind which opponent, and when, in one clip (seeded per clip)."""
+    if noise.hidden_players == 0 or noise.hidden_share <= 0.0:
+        return {}
+    rng = np.random.default_rng([seed, clip_index + 1, 0x41DE])
+    moving = set(enter) | set(leave)
+    players = [
+        (side, t.object_id(n))
+        for side, t in enumerate(teams)
+        for n in t.numbers
+        if t.object_id(n) not in moving
+    ]
+    chosen: dict[str, tuple[str, int, int]] = {}
+    length = max(1, round(noise.hidden_share * frames))
+    for pick in rng.permutation(len(players)).tolist():
+        if len(chosen) >= noise.hidden_players:
+            break
+        side, hider = players[pick]
+        if hider in {t for t, _, _ in chosen.values()}:
+            continue
+        taken = set(chosen) | {t for t, _, _ in chosen.values()}
+        opponents = [o for s, o in players if s != side and o not in taken]
+        if not opponents:
+            continue
+        target = opponents[int(rng.integers(len(opponents)))]
+        start = int(rng.integers(0, max(1, frames - length) + 1))
+        chosen[hider] = (target, start, min(frames, start + length))
+    return chosen
+
+
 def make_game(
     games_root: Path,
     labels_root: Path,
@@ -966,7 +1127,7 @@ def make_game(
     seconds: float = 4.0,
     fps: float = 30,
     size: tuple[int, int] = (1280, 720),
-    colours: tuple[str, str] = ("#1d428a", "#ce1141"),
+    colours: tuple[str, str] | None = None,
     players_per_team: int = 5,
     referees: int = 2,
     enter_frames: Mapping[str, int] | None = None,
@@ -975,6 +1136,11 @@ def make_game(
     only_referees: bool = False,
     ball: bool = True,
     crf: int = 23,
+    difficulty: str = "easy",
+    similar_colours: float | None = None,
+    hidden_players: int | None = None,
+    hidden_share: float | None = None,
+    number_overlap: float | None = None,
 ) -> SyntheticGame:
     """Write a synthetic game: clips, ``roster.yaml`` and one label table per clip.
 
@@ -992,6 +1158,20 @@ def make_game(
         empty_seconds: the first seconds of each clip show no player, referee or ball.
         only_referees: clips show referees only (the roster still lists players).
         players_per_team: 0 gives clips without players (and so without a ball).
+        colours: the teams' jersey colours; None picks them (blue and red, or with
+            ``similar_colours`` maybe a similar pair of :data:`SIMILAR_COLOURS`).
+        difficulty: ``easy`` (default), ``realistic`` or ``hard``: presets every knob of
+            the world's noise (:data:`WORLD_PRESETS`); the knobs below, when given,
+            override the preset's.
+        similar_colours: chance that the teams wear a similar pair of colours.
+        hidden_players: players per clip standing behind an opponent (never the
+            entering or leaving ones, at most one per opponent).
+        hidden_share: the share of each clip they stay hidden.
+        number_overlap: the share of a number box that a nearer player may cover while
+            the number is still labelled visible.
+
+    Raises:
+        ValueError: bad options (see above), an unknown difficulty or a knob out of range.
     """
     if clips < 1:
         raise ValueError(f"clips must be >= 1, got {clips}")
@@ -1000,6 +1180,15 @@ def make_game(
     frames = round(seconds * fps)
     if frames < 1:
         raise ValueError(f"a clip needs at least one frame (seconds={seconds}, fps={fps})")
+    noise = world_noise(
+        difficulty,
+        similar_colours=similar_colours,
+        hidden_players=hidden_players,
+        hidden_share=hidden_share,
+        number_overlap=number_overlap,
+    )
+    if colours is None:
+        colours = _pick_colours(seed, noise.similar_colours)
     roster, teams = make_roster(seed, colours, players_per_team)
     if only_referees:
         teams = (
@@ -1050,6 +1239,8 @@ def make_game(
             leave_frames=leave,
             empty_frames=round(empty_seconds * fps),
             ball=ball,
+            hidden=_pick_hidden(seed, index, teams, enter, leave, frames, noise),
+            number_overlap=noise.number_overlap,
         )
         video_path = game_dir / f"{clip_id}.mp4"
         labels_path = label_dir / f"{clip_id}.parquet"

@@ -26,6 +26,7 @@ class TrackSource(StrEnum):
 class IdentityStatus(StrEnum):
     CONFIRMED = "confirmed"
     AMBIGUOUS = "ambiguous"
+    OFF_ROSTER = "off_roster"  # a number confirmed for a roster team that lacks it
     UNREAD = "unread"
 
 
@@ -159,6 +160,9 @@ ID_TRACKS = pa.schema(
         pa.field("confirmed_at_frame", pa.int32()),
         pa.field("reads_seen", pa.int32(), nullable=False),
         pa.field("reads_agreeing", pa.int32(), nullable=False),
+        pa.field("posterior", pa.float32()),  # of the best (team, number) pair
+        pa.field("margin", pa.float32()),  # its lead over the runner-up pair
+        pa.field("runner_up", pa.string()),  # the runner-up pair, "<team>#<number>"
     ]
 )
 

@@ -13,7 +13,10 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Protocol, runtime_checkable
+
+import numpy as np
 
 
 @dataclass(frozen=True)
@@ -266,3 +269,307 @@ def make_voter(policy: str, n: int, **kw: float) -> StreakVoter | MajorityVoter:
             f"voting policy {policy!r} takes no option(s) {unknown}; allowed: {sorted(allowed)}"
         )
     return cls(n, **kw)
+
+
+# --------------------------------------------------------------------------- posterior
+#
+# The joint identity of a track: a posterior over (team, number) pairs from its number
+# reads, grouped into runs (the reads of one view of the number, which share their errors),
+# and its team evidence. Pure numpy; :mod:`hoopray.resolve` builds the inputs from tables.
+
+NUMBERS: tuple[str, ...] = ("0", "00", *(str(n) for n in range(1, 100)))
+"""Every jersey number, in the order of the posterior's number axis (101 values)."""
+
+NUMBER_INDEX: dict[str, int] = {n: i for i, n in enumerate(NUMBERS)}
+
+SIMILAR_DIGITS: dict[frozenset[str], float] = {
+    frozenset("27"): 1.0,
+    frozenset("38"): 1.0,
+    frozenset("17"): 1.0,
+    frozenset("68"): 0.5,
+    frozenset("56"): 0.5,
+    frozenset("08"): 0.5,
+    frozenset("89"): 0.5,
+    frozenset("14"): 0.3,
+    frozenset("06"): 0.3,
+    frozenset("35"): 0.3,
+}
+"""How alike two digits look to a reader (symmetric), relative to 2/7."""
+
+_DROP = 1.0  # a two-digit number read as one of its digits (cropped, turned, occluded)
+_SUBSTITUTE = 0.8  # one digit read as a similar one, times SIMILAR_DIGITS
+_REVERSED = 0.2  # the two digits in the wrong order
+_ADD = 0.01  # a one-digit number read with a digit more (a seam, a stripe)
+_ONE_DIGIT = 0.1  # one digit read as another, not a similar one
+_FLOOR = 0.01  # anything else (a false box on the track: shorts, a logo, an arm)
+
+
+def _digit_similarity(a: str, b: str) -> float:
+    return 1.0 if a == b else SIMILAR_DIGITS.get(frozenset((a, b)), 0.0)
+
+
+def misread_weight(true: str, read: str) -> float:
+    """Relative plausibility that a reader shows ``read`` for the number ``true``.
+
+    Symmetric for substitutions (``2``/``7``, ``23``/``28``, weaker for any one digit:
+    ``23``/``43``), reversed digits and the floor; a dropped digit (``23`` -> ``2``) is
+    far more likely than an added one (``2`` -> ``23``). 0 for ``read == true``.
+
+    Raises:
+        KeyError: either is not a jersey number of :data:`NUMBERS`.
+    """
+    NUMBER_INDEX[true], NUMBER_INDEX[read]
+    if true == read:
+        return 0.0
+    if len(true) == 2 and len(read) == 1 and read in {str(int(true[0])), str(int(true[1]))}:
+        return _DROP
+    if len(true) == 1 and len(read) == 2 and true in read:
+        return _ADD
+    weight = _FLOOR
+    # a leading 0 is dropped when read: 00 misread as 08 is read 8
+    shown = "0" + read if len(true) == 2 and len(read) == 1 else read
+    if len(true) == len(shown):
+        similar = [_digit_similarity(a, b) for a, b in zip(true, shown, strict=True)]
+        if all(s > 0 for s in similar):
+            weight = max(weight, _SUBSTITUTE * float(np.prod(similar)))
+        elif sum(a != b for a, b in zip(true, shown, strict=True)) == 1:
+            weight = max(weight, _ONE_DIGIT)
+        if len(true) == 2 and true == shown[::-1]:
+            weight = max(weight, _REVERSED)
+    return weight
+
+
+@lru_cache(maxsize=1)
+def _weights() -> np.ndarray:
+    weights = np.array([[misread_weight(t, r) for r in NUMBERS] for t in NUMBERS])
+    weights.flags.writeable = False
+    return weights
+
+
+@lru_cache(maxsize=16)
+def confusion_matrix(misread_rate: float) -> np.ndarray:
+    """``C[t, r]``: probability that a read of number ``NUMBERS[t]`` shows ``NUMBERS[r]``.
+
+    Off-diagonal entries are :func:`misread_weight` times one constant, chosen so that the
+    average misread rate over all numbers is ``misread_rate``; so ``C`` is symmetric
+    wherever :func:`misread_weight` is. Rows sum to 1 (unreadable reads are not modelled:
+    they carry no evidence). Read-only.
+
+    Raises:
+        ValueError: ``misread_rate`` outside (0, 0.35].
+    """
+    if not 0.0 < misread_rate <= 0.35:
+        raise ValueError(f"misread_rate must be in (0, 0.35], got {misread_rate}")
+    weights = _weights()
+    n = len(NUMBERS)
+    matrix = weights * (misread_rate / weights.sum(axis=1).mean())
+    matrix[np.arange(n), np.arange(n)] = 1.0 - matrix.sum(axis=1)
+    matrix.flags.writeable = False
+    return matrix
+
+
+@lru_cache(maxsize=1)
+def persistent_shares() -> np.ndarray:
+    """``S[t, v]``: which wrong value ``v`` a persistently misread view of ``t`` shows.
+
+    Only the structured confusions of :func:`misread_weight` (a dropped digit, similar
+    digits, reversed digits, an added digit) repeat over a view; a reader does not keep
+    reading 45 for 7, nor 64 for 66. Rows sum to 1 (a number without any structured
+    confusion: 0). Read-only.
+    """
+    weights = _weights()
+    structured = np.where(
+        (weights > 0) & (weights != _ONE_DIGIT) & (weights > _FLOOR), weights, 0.0
+    )
+    totals = structured.sum(axis=1, keepdims=True)
+    shares = np.divide(structured, totals, out=np.zeros_like(structured), where=totals > 0)
+    shares.flags.writeable = False
+    return shares
+
+
+def run_loglik(
+    reads: Sequence[int] | np.ndarray,
+    weights: Sequence[float] | np.ndarray,
+    confusion: np.ndarray,
+    persistent: float,
+    persistence: float = 0.85,
+) -> np.ndarray:
+    """Log-likelihood of one run of reads (one view of the number) for every number.
+
+    A run is either read independently (probability ``1 - persistent``; each read drawn
+    from ``confusion``) or persistently misread: one wrong value ``v`` (drawn from
+    :func:`persistent_shares`) shows on each read with probability ``persistence``, the
+    other reads being drawn as usual. Each read's log term is multiplied by its weight
+    (its confidence and IoS), so a doubtful read counts less. A run that repeats one
+    value is therefore worth little more than its first read against a number that is
+    often misread as that value (7 against 2), and much more against one that is not.
+
+    Args:
+        reads: indices into :data:`NUMBERS`.
+        weights: one per read, in [0, 1].
+        confusion: :func:`confusion_matrix`.
+        persistent: prior probability that a run is persistently misread, in [0, 1).
+        persistence: share of a persistent run's reads that show its wrong value, (0, 1).
+
+    Returns:
+        float64 ``(len(NUMBERS),)``; zeros for an empty run.
+    """
+    idx = np.asarray(reads, dtype=np.int64).reshape(-1)
+    w = np.asarray(weights, dtype=np.float64).reshape(-1)
+    if idx.size == 0:
+        return np.zeros(confusion.shape[0])
+    log_c = np.log(confusion[:, idx])  # (numbers, reads)
+    independent = log_c @ w
+    if persistent <= 0.0:
+        return independent
+    shares = persistent_shares()
+    escape = np.log1p(-persistence) + log_c  # a read that does not show the run's value
+    values = np.unique(idx)
+    with np.errstate(divide="ignore"):
+        terms = [
+            np.log(shares[:, v]) + np.where(idx == v, np.log(persistence), escape) @ w
+            for v in values
+        ]
+        rest = np.clip(1.0 - shares[:, values].sum(axis=1), 0.0, 1.0)
+        terms.append(np.log(rest) + escape @ w)
+    persistent_ll = np.logaddexp.reduce(np.stack(terms), axis=0)
+    return np.logaddexp(np.log1p(-persistent) + independent, np.log(persistent) + persistent_ll)
+
+
+def split_runs(frames: Sequence[int] | np.ndarray, max_gap: int) -> np.ndarray:
+    """Run index of each read: reads of frames (sorted) no more than ``max_gap`` apart
+    belong to one run (one view of the number)."""
+    f = np.asarray(frames, dtype=np.int64).reshape(-1)
+    if f.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    return np.r_[0, np.cumsum(np.diff(f) > max_gap)].astype(np.int64)
+
+
+def number_loglik(
+    reads: Sequence[int] | np.ndarray,
+    weights: Sequence[float] | np.ndarray,
+    runs: Sequence[int] | np.ndarray,
+    confusion: np.ndarray,
+    persistent: float,
+) -> np.ndarray:
+    """Sum of :func:`run_loglik` over the runs (``runs[i]`` is read ``i``'s run)."""
+    idx = np.asarray(reads, dtype=np.int64).reshape(-1)
+    w = np.asarray(weights, dtype=np.float64).reshape(-1)
+    r = np.asarray(runs, dtype=np.int64).reshape(-1)
+    total = np.zeros(confusion.shape[0])
+    for run in np.unique(r):
+        keep = r == run
+        total += run_loglik(idx[keep], w[keep], confusion, persistent)
+    return total
+
+
+def team_loglik(
+    votes: Sequence[int] | np.ndarray,
+    weights: Sequence[float] | np.ndarray,
+    vote_weight: float,
+) -> np.ndarray:
+    """Log-likelihood of clusters ``(0, 1)`` from a track's cluster votes.
+
+    A vote of weight ``w`` (the team model's confidence times the crop's own-mask share)
+    names the track's cluster with probability ``sigmoid(vote_weight * w)``: a vote of
+    weight 0 says nothing, and each full vote moves the log-odds by ``vote_weight`` nats.
+
+    Returns:
+        float64 ``(2,)``; zeros without votes.
+    """
+    labels = np.asarray(votes, dtype=np.int64).reshape(-1)
+    w = np.asarray(weights, dtype=np.float64).reshape(-1) * vote_weight
+    out = np.zeros(2)
+    for cluster in (0, 1):
+        signed = np.where(labels == cluster, w, -w)
+        out[cluster] = -float(np.logaddexp(0.0, -signed).sum())  # log sigmoid
+    return out
+
+
+def roster_log_prior(rosters: Sequence[frozenset[str] | None], off_roster: float) -> np.ndarray:
+    """Log prior over (team slot, number), ``(len(rosters), len(NUMBERS))``.
+
+    Each slot is equally likely. Within a slot with a roster, the roster's numbers share
+    ``1 - off_roster`` and every other number shares ``off_roster``; a slot without a
+    roster (None or empty) is uniform over all numbers.
+    """
+    n = len(NUMBERS)
+    out = np.full((len(rosters), n), -np.log(n))
+    for k, roster in enumerate(rosters):
+        on = np.zeros(n, dtype=bool)
+        for number in roster or ():
+            if number in NUMBER_INDEX:
+                on[NUMBER_INDEX[number]] = True
+        count = int(on.sum())
+        if 0 < count < n:
+            with np.errstate(divide="ignore"):
+                out[k] = np.where(
+                    on,
+                    np.log1p(-off_roster) - np.log(count),
+                    np.log(off_roster) - np.log(n - count),
+                )
+    return out - np.log(max(len(rosters), 1))
+
+
+def pair_posterior(log_prior: np.ndarray, team_ll: np.ndarray, number_ll: np.ndarray) -> np.ndarray:
+    """Posterior ``(slots, numbers)`` from the log prior, the slots' and the numbers'
+    log-likelihoods (team and number evidence are independent given the pair)."""
+    joint = log_prior + team_ll[:, None] + number_ll[None, :]
+    joint = joint - joint.max()
+    probs = np.exp(joint)
+    return probs / probs.sum()
+
+
+def switch_weights(log_odds: Sequence[float]) -> np.ndarray:
+    """Posterior weights of "no swap" and of each possible swap of players, from each
+    swap's posterior log-odds against no swap (at most one swap per track is modelled).
+
+    Returns:
+        float64 ``(1 + len(log_odds),)``, summing to 1: ``[no swap, swap 1, ...]``.
+    """
+    logs = np.r_[0.0, np.asarray(log_odds, dtype=np.float64)]
+    weights = np.exp(logs - logs.max())
+    return weights / weights.sum()
+
+
+@dataclass(frozen=True)
+class PairDecision:
+    """The best pair of a posterior and whether it is confirmed.
+
+    Attributes:
+        slot, number: the best pair (slot index, index into :data:`NUMBERS`).
+        posterior: its probability.
+        runner_slot, runner_number: the second best pair.
+        margin: ``posterior`` minus the runner-up's probability.
+        confirmed: ``posterior >= min_posterior`` and ``margin >= min_margin``, and the
+            best is strictly ahead (an exact tie is never confirmed).
+    """
+
+    slot: int
+    number: int
+    posterior: float
+    runner_slot: int
+    runner_number: int
+    margin: float
+    confirmed: bool
+
+
+def decide_pair(probs: np.ndarray, min_posterior: float, min_margin: float) -> PairDecision:
+    """Best pair, runner-up and confirmation of a :func:`pair_posterior` (ties: the lower
+    slot, then the lower number index, is reported as the best)."""
+    flat = probs.reshape(-1)
+    order = np.argsort(-flat, kind="stable")
+    best, runner = int(order[0]), int(order[1]) if flat.size > 1 else int(order[0])
+    p1 = float(flat[best])
+    p2 = float(flat[runner]) if runner != best else 0.0
+    margin = p1 - p2
+    width = probs.shape[1]
+    return PairDecision(
+        slot=best // width,
+        number=best % width,
+        posterior=p1,
+        runner_slot=runner // width,
+        runner_number=runner % width,
+        margin=margin,
+        confirmed=p1 >= min_posterior and margin >= min_margin and margin > 0,
+    )

@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from hoopray.masks import rle_encode
 from hoopray.types import LABELS
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
@@ -121,7 +122,7 @@ def test_number_boxes_on_read_frames(rows: list[dict], expected: int) -> None:
 
 def policy_run(policy: str, crops: int, confirmed: int):
     ocr_work = bench("ocr_work")
-    return ocr_work.PolicyRun("c", policy, crops, crops, 1, confirmed, 0, 1.0, 0.1)
+    return ocr_work.PolicyRun(8.0, "c", policy, crops, crops, 1, confirmed, 0, 1.0, 0.1)
 
 
 @pytest.mark.parametrize(
@@ -144,9 +145,20 @@ def test_ocr_work_measures_both_policies(tmp_path: Path) -> None:
     by_policy = {r.policy: r for r in runs}
     assert sorted(by_policy) == ["hoopray", "notebook"]
     hoopray, notebook = by_policy["hoopray"], by_policy["notebook"]
-    assert notebook.crops == notebook.number_boxes > 0
-    assert 0 < hoopray.crops <= notebook.crops
+    assert all(r.length == 3 for r in runs)
+    # the notebook reads every number box of every read frame, one call per crop
+    assert notebook.crops == notebook.number_boxes == notebook.reader_calls > 0
+    assert hoopray.number_boxes == notebook.number_boxes
+    assert 0 < hoopray.crops < notebook.crops
     assert hoopray.wrong_confirmations == 0
+
+
+def test_ocr_work_notebook_side_reads_everything() -> None:
+    cfg = bench("ocr_work").notebook_config()
+    assert cfg.skip_confirmed_reads is None
+    boxes = np.array([[0, 0, 2, 30], [0, 0, 90, 3], [0, 0, 1, 1]], dtype=np.float32)
+    assert cfg.legible(boxes).all()  # no size or aspect gate
+    assert cfg.read_min_ios == 0.0
 
 
 # --------------------------------------------------------------------------- memory
@@ -156,8 +168,28 @@ def test_memory_reports_both_lengths(tmp_path: Path, tiny_dirs) -> None:
     memory = bench("memory")
     reports = memory.measure(tmp_path, short=5, long=10, size=SIZE, modes=("tiny",), tiny=tiny_dirs)
     assert [(r["mode"], r["frames"]) for r in reports] == [("tiny", 5), ("tiny", 10)]
-    assert all(r["peak_mib"] >= r["rss_before_mib"] > 0 for r in reports)
-    assert set(memory.ratios(reports)) == {"tiny"}
+    assert all(r["highest_mib"] >= r["baseline_mib"] > 0 for r in reports)
+    assert all(r["growth_mib"] == r["highest_mib"] - r["baseline_mib"] for r in reports)
+    assert set(memory.growth_rates(reports)) == {"tiny"}
+    # two clips, not the start of one: each run observed its whole clip
+    assert len(list((tmp_path / "games").glob("*/*.mp4"))) == 2
+
+
+@pytest.mark.parametrize(
+    ("short", "long", "expected"),
+    [((10, 100.0), (1010, 105.0), 5.0), ((300, 50.0), (3300, 44.0), -2.0)],
+)
+def test_memory_growth_rate(short: tuple, long: tuple, expected: float) -> None:
+    reports = [
+        {"mode": "tiny", "frames": short[0], "growth_mib": short[1]},
+        {"mode": "tiny", "frames": long[0], "growth_mib": long[1]},
+    ]
+    assert bench("memory").growth_rates(reports) == {"tiny": pytest.approx(expected)}
+
+
+def test_memory_refuses_bad_lengths(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="short < long"):
+        bench("memory").measure(tmp_path, short=10, long=10, size=SIZE, modes=("replay",))
 
 
 def test_memory_refuses_unknown_mode(tmp_path: Path) -> None:
@@ -236,16 +268,69 @@ def test_stages_time_every_stage(tmp_path: Path, tiny_dirs) -> None:
     assert stages.slowest(measured).fps == min(s.fps for s in measured)
 
 
-# --------------------------------------------------------------------------- lead's scripts
+# --------------------------------------------------------------------------- overhead
 
 
-def test_overhead_methods_agree() -> None:
+def test_overhead_pairs_agree_and_the_check_can_fail() -> None:
     overhead = bench("overhead")
-    masks, boxes = overhead.make_inputs()
-    nb = overhead.notebook_way(masks, boxes)
-    hr = overhead.hoopray_way(masks, boxes)
-    assert nb.shape == hr.shape == (10, 8)
-    assert {tuple(p) for p in np.argwhere(nb >= 0.9)} == {tuple(p) for p in np.argwhere(hr >= 0.9)}
+    inputs = overhead.make_inputs()
+    notebook = overhead.notebook_frame(inputs.masks.copy(), inputs)
+    hoopray = overhead.hoopray_pairs(inputs)
+    assert hoopray == notebook
+    # 8 boxes on one player each, and of the three straddling boxes only the one 95 % in
+    # front pairs (with the front player, track 7); the floor box pairs with no one
+    assert hoopray == {(j + 1, j) for j in range(8)} | {(7, 10)}
+    # pairing each box with its most overlapping track gives other pairs on these inputs
+    assert overhead.naive_pairs(inputs) != notebook
+
+
+def test_overhead_times_the_production_path() -> None:
+    overhead = bench("overhead")
+    inputs = overhead.make_inputs()
+    timing = overhead.measure(inputs, repeats=2)
+    assert len(timing.notebook) == len(timing.hoopray) == 2
+    assert all(c.wall > 0 and c.cpu >= 0 for c in timing.notebook + timing.hoopray)
+    assert timing.speedup("wall") > 0
+    observer = overhead.make_observer()
+    clock, tracks = overhead.hoopray_frame(observer, 0, inputs.masks.copy(), inputs)
+    assert clock.wall > 0 and len(tracks.track_ids) == 10
+    # one row per player, with the area and RLE of the cleaned mask
+    rows = observer.tracks.table().to_pylist()
+    assert [r["track_id"] for r in rows] == list(range(1, 11))
+    cleaned, _ = overhead.clean_masks(inputs.masks.copy(), overhead.CLEAN_DISTANCE)
+    assert [r["mask_area"] for r in rows] == [int(m.sum()) for m in cleaned]
+    assert [r["mask_rle"] for r in rows] == [rle_encode(m) for m in cleaned]
+    assert observer.reads.rows == 9  # 12 boxes: the tie, the 70/30 box and the floor go
+
+
+# --------------------------------------------------------------------------- real_size
+
+
+def test_real_size_schedules() -> None:
+    real_size = bench("real_size")
+    costs = real_size.Costs(track=0.05, detect=0.02, embed=0.01, read_batched=0.2, read_single=0.05)
+    hoopray = real_size.loop_time(costs, "hoopray", 8.0, reads_per_track=2)
+    notebook = real_size.loop_time(costs, "notebook", 8.0, reads_per_track=2)
+    assert hoopray.frames == notebook.frames == 240
+    assert hoopray.seconds["track"] == notebook.seconds["track"] == pytest.approx(12.0)
+    assert notebook.seconds["detect"] == pytest.approx(2 * hoopray.seconds["detect"])
+    assert hoopray.seconds["detect"] == pytest.approx(48 * 0.02)
+    assert hoopray.seconds["read"] == pytest.approx(2 * 0.2)  # decided after two reads
+    assert notebook.seconds["read"] == pytest.approx(48 * 10 * 0.05)  # every crop, every time
+    assert hoopray.seconds["embed"] == notebook.seconds["embed"]
+    assert hoopray.fps > notebook.fps
+    with pytest.raises(ValueError, match="schedule"):
+        real_size.loop_time(costs, "other", 8.0, 2)
+
+
+def test_real_size_quick_times_every_stage_through_the_adapters(tmp_path: Path) -> None:
+    real_size = bench("real_size")
+    opts = real_size.Options(device="cpu", frames=1, crops=2, image_splitting=None, quick=True)
+    stages = real_size.measure(tmp_path, opts)
+    assert [s.stage for s in stages] == ["detect", "track", "embed", "read", "read"]
+    assert all(s.seconds > 0 and s.params_m > 0 for s in stages)
+    costs = real_size.costs_of(stages, stages[1].model, stages[0].model)
+    assert costs.read_single * 10 == pytest.approx(stages[-1].seconds)
 
 
 def test_models_benchmark_imports() -> None:

@@ -15,6 +15,7 @@ from hoopray.geometry import (
     pad_boxes,
     shrink_boxes,
 )
+from hoopray.masks import encode_masks
 
 EMPTY = np.zeros((0, 4))
 
@@ -232,6 +233,21 @@ def test_ios_matches_supervision(seed: int, n: int, m: int, h: int, w: int) -> N
     assert np.isfinite(result).all()
     np.testing.assert_allclose(result, expected, rtol=1e-6, atol=1e-9)
     np.testing.assert_allclose(ios_masks_boxes(masks, boxes, masks.sum(axis=(1, 2))), result)
+    summary = encode_masks(masks)
+    with_bounds = ios_masks_boxes(masks, boxes, summary.areas, summary.bounds)
+    np.testing.assert_allclose(with_bounds, expected, rtol=1e-6, atol=1e-9)
+
+
+def test_ios_with_bounds_reads_only_inside_them() -> None:
+    # Bounds that leave out part of a mask leave out its overlap there: only the given
+    # window is read.
+    masks = np.zeros((1, 10, 10), dtype=bool)
+    masks[0, 0:10, 0:10] = True
+    boxes = np.array([[0, 0, 4, 4], [6, 6, 10, 10]], dtype=float)
+    areas = np.array([100])
+    np.testing.assert_allclose(ios_masks_boxes(masks, boxes, areas), [[1.0, 1.0]])
+    partial = np.array([[0, 0, 5, 5]])
+    np.testing.assert_allclose(ios_masks_boxes(masks, boxes, areas, partial), [[1.0, 0.0]])
 
 
 @pytest.mark.parametrize(
@@ -270,6 +286,11 @@ def test_ios_accepts_uint8_masks() -> None:
 def test_ios_errors(masks: np.ndarray, boxes: np.ndarray, areas: np.ndarray | None) -> None:
     with pytest.raises(ValueError):
         ios_masks_boxes(masks, boxes, areas)
+
+
+def test_ios_bounds_error() -> None:
+    with pytest.raises(ValueError, match="mask_bounds"):
+        ios_masks_boxes(np.zeros((2, 4, 4), bool), np.zeros((1, 4)), np.zeros(2), np.zeros((3, 4)))
 
 
 @pytest.mark.parametrize(

@@ -1,9 +1,12 @@
-"""Acceptance of issue 5: observe -> resolve -> render on synthetic games.
+"""Acceptance of issues 5 and 14: observe -> resolve -> render on synthetic games.
 
-- With the ground-truth replay doubles (:mod:`hoopray.models.replay`, reader with 20%
-  misreads), resolve identifies the number-visible tracks (team, number, name) and confirms
-  no wrong number. Teams come from a TeamModel fitted on colour histograms and named
-  automatically.
+- At ``realistic`` difficulty (:data:`hoopray.synthetic.WORLD_PRESETS` and the replay
+  doubles' presets of :mod:`hoopray.models.replay`: misreads that repeat over a view and
+  may be confident, missed and false number boxes, id switches where players cross,
+  similar team colours, players hidden behind opponents), resolve's default policy
+  identifies the number-visible tracks (team, number, name) and confirms no wrong
+  identity; the notebook's rule (a streak of 3) does worse. Teams come from a TeamModel
+  fitted on colour histograms and named automatically.
 - With the tiny random-weight models, the whole chain runs and writes valid tables and a
   browser-playable H.264 file.
 - Edge cases: no players in a frame, no number ever visible, a player entering at frame
@@ -17,6 +20,7 @@ which skips UMAP's numba compilation; the UMAP path is tested in tests/test_team
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -33,6 +37,7 @@ import pytest
 
 from hoopray import store
 from hoopray.evaluate import match_boxes
+from hoopray.masks import rle_decode
 from hoopray.models.base import Models
 from hoopray.models.colour import ColourHistogramEmbedder
 from hoopray.models.replay import ReplayWorld
@@ -46,6 +51,8 @@ from hoopray.types import ClipRef, IdentityStatus, Observations, TrackSource, ch
 
 SIZE = (426, 240)
 MISREAD_RATE = 0.2
+DIFFICULTY = "realistic"
+MIN_UNCOVERED = 0.9  # share of a number box inside its player's mask to count as visible
 PCA_TEAMS = TeamsConfig(umap_neighbors=10_000)
 TABLES = ("tracks", "reads", "team_votes", "clip")
 
@@ -57,12 +64,14 @@ def clip_refs(game: SyntheticGame) -> list[ClipRef]:
     ]
 
 
-def replay_models(world: ReplayWorld, embedder: object | None = None) -> Models:
+def replay_models(
+    world: ReplayWorld, embedder: object | None = None, difficulty: str = DIFFICULTY
+) -> Models:
     return Models(
-        detector=world.detector(),
-        tracking=world.tracking(),
+        detector=world.detector(difficulty),
+        tracking=world.tracking(difficulty=difficulty),
         embedder=embedder,
-        reader=world.reader(),
+        reader=world.reader(difficulty),
     )
 
 
@@ -95,40 +104,43 @@ def track_objects(tracks: pa.Table, labels: pa.Table) -> dict[int, str]:
     return {track: counter.most_common(1)[0][0] for track, counter in votes.items()}
 
 
-def visible_reads(labels: pa.Table, read_stride: int) -> Counter:
-    """Read frames on which each labelled player's number is visible."""
+def visible_reads(labels: pa.Table, read_stride: int, size: tuple[int, int]) -> Counter:
+    """Per labelled player, (read frames on which its number shows clearly, views of it).
+
+    Clearly: labelled visible with at least ``MIN_UNCOVERED`` of its box in the player's
+    own mask (no read of a more covered number can be paired at IoS 0.9). A view is a
+    stretch of consecutive frames on which it shows.
+    """
+    width, height = size
+    frames: dict[str, list[int]] = defaultdict(list)
+    for row in labels.to_pylist():
+        if not row["number_visible"]:
+            continue
+        mask = rle_decode(row["mask_rle"], height, width)
+        x1, y1, x2, y2 = (round(row[k]) for k in ("nx1", "ny1", "nx2", "ny2"))
+        if mask[y1:y2, x1:x2].mean() >= MIN_UNCOVERED:
+            frames[row["object_id"]].append(row["frame"])
     counts: Counter = Counter()
-    for row in labels.select(["frame", "object_id", "number_visible"]).to_pylist():
-        if row["number_visible"] and row["frame"] % read_stride == 0:
-            counts[row["object_id"]] += 1
+    for obj, shown in frames.items():
+        shown.sort()
+        views = 1 + sum(1 for a, b in itertools.pairwise(shown) if b > a + 1)
+        counts[obj] = (sum(1 for f in shown if f % read_stride == 0), views)
     return counts
 
 
-def reads_needed(misread_rate: float, streak: int, max_failure: float = 0.02) -> int:
-    """Fewest reads after which ``streak`` correct reads in a row have happened with
-    probability >= 1 - max_failure, when each read is wrong with ``misread_rate``.
-
-    This is what "number-visible" means below: a track whose number shows on fewer read
-    frames may stay unconfirmed through bad luck alone, whatever the pipeline does.
-    """
-    right = 1.0 - misread_rate
-    run_lengths = np.zeros(streak)
-    run_lengths[0] = 1.0
-    for reads in range(1, 1000):
-        following = np.zeros(streak)
-        following[0] = run_lengths.sum() * misread_rate
-        following[1:] = run_lengths[:-1] * right
-        run_lengths = following
-        if run_lengths.sum() <= max_failure:
-            return reads
-    raise ValueError("misread_rate too high")
+def number_visible(visible: tuple[int, int]) -> bool:
+    """Shown clearly on at least 4 read frames, in at least 2 views: one view of a number
+    cannot be told from a persistent misread of a similar number on the roster (the
+    number-visible tracks of benchmarks/identity.py)."""
+    reads, views = visible
+    return reads >= 4 and views >= 2
 
 
 @dataclass
 class TrackVerdict:
     track_id: int
     object_id: str
-    visible_reads: int
+    visible_reads: tuple[int, int]
     status: str
     expected: tuple[str | None, str | None, str | None]
     got: tuple[str | None, str | None, str | None]
@@ -136,6 +148,14 @@ class TrackVerdict:
     @property
     def right(self) -> bool:
         return self.status == IdentityStatus.CONFIRMED and self.got == self.expected
+
+    @property
+    def confirmed(self) -> bool:
+        return self.status in (IdentityStatus.CONFIRMED, IdentityStatus.OFF_ROSTER)
+
+    @property
+    def wrong(self) -> bool:
+        return self.confirmed and self.got[:2] != self.expected[:2]
 
 
 def verdicts(
@@ -146,7 +166,8 @@ def verdicts(
         row["object_id"]: (row["team"], row["number"])
         for row in labels.select(["object_id", "team", "number"]).to_pylist()
     }
-    visible = visible_reads(labels, obs.clip.column("read_stride")[0].as_py())
+    size = (obs.clip.column("width")[0].as_py(), obs.clip.column("height")[0].as_py())
+    visible = visible_reads(labels, obs.clip.column("read_stride")[0].as_py(), size)
     out = []
     for row in identities.to_pylist():
         object_id = objects[row["track_id"]]
@@ -155,7 +176,7 @@ def verdicts(
             TrackVerdict(
                 row["track_id"],
                 object_id,
-                visible[object_id],
+                visible.get(object_id, (0, 0)),
                 row["status"],
                 (team, number, roster.player(team, number)),
                 (row["team_name"], row["number"], row["player_name"]),
@@ -185,43 +206,61 @@ def write_observations(out: Path, clip: ClipRef, obs: Observations) -> None:
 
 @pytest.fixture(scope="module")
 def replay_run(tmp_path_factory: pytest.TempPathFactory):
-    """Two 10 s clips, six players a side, observed once with the replay doubles."""
+    """Two 10 s clips, six players a side, at ``realistic`` difficulty, observed once
+    with the replay doubles, every number read (no OCR early stop: stopping a track's
+    reads once a first read decides it leaves resolve too little to outvote a misread;
+    benchmarks/identity.py measures that row)."""
     root = tmp_path_factory.mktemp("replay")
     game = make_game(
-        root / "games", root / "labels", seed=1, clips=2, seconds=10, size=SIZE, players_per_team=6
+        root / "games",
+        root / "labels",
+        seed=1,
+        clips=2,
+        seconds=10,
+        size=SIZE,
+        players_per_team=6,
+        difficulty=DIFFICULTY,
     )
     roster = load_roster(game.roster_path)
     world = ReplayWorld(root / "labels", misread_rate=MISREAD_RATE, seed=0)
     models = replay_models(world, ColourHistogramEmbedder())
     clips = clip_refs(game)
     team_model, naming = fit_teams(clips, models, roster)
-    observed = [observe(clip, models, ObserveConfig()) for clip in clips]
+    cfg = ObserveConfig(skip_confirmed_reads=None)
+    observed = [observe(clip, models, cfg, roster=roster) for clip in clips]
     return game, roster, naming, team_model, clips, observed
 
 
 @pytest.mark.slow
 def test_replay_identifies_number_visible_tracks(replay_run) -> None:
     game, roster, naming, team_model, _, observed = replay_run
-    cfg = ResolveConfig()
     assert {naming.cluster_to_team[0], naming.cluster_to_team[1]} == {t.name for t in roster.teams}
-    needed = reads_needed(MISREAD_RATE, cfg.reads_to_confirm)
-    all_tracks: list[TrackVerdict] = []
-    for obs, labels_path in zip(observed, game.labels, strict=True):
-        identities = resolve(obs, roster, naming, cfg, team_model)
-        check_schema("identities/tracks", identities.tracks)
-        check_schema("identities/frames", identities.frames)
-        all_tracks += verdicts(obs, pq.read_table(labels_path), identities.tracks, roster)
+    runs: dict[str, list[TrackVerdict]] = {}
+    for name, cfg in (("hoopray", ResolveConfig()), ("streak", ResolveConfig(policy="streak"))):
+        identities = [resolve(obs, roster, naming, cfg, team_model) for obs in observed]
+        runs[name] = []
+        for ids, obs, labels_path in zip(identities, observed, game.labels, strict=True):
+            check_schema("identities/tracks", ids.tracks)
+            check_schema("identities/frames", ids.frames)
+            runs[name] += verdicts(obs, pq.read_table(labels_path), ids.tracks, roster)
+    all_tracks = runs["hoopray"]
 
-    wrong = [
-        v for v in all_tracks if v.status == IdentityStatus.CONFIRMED and v.got[1] != v.expected[1]
-    ]
-    assert wrong == []
-    eligible = [v for v in all_tracks if v.visible_reads >= needed]
+    assert [v for v in all_tracks if v.wrong] == []
+    eligible = [v for v in all_tracks if number_visible(v.visible_reads)]
     assert len(eligible) >= 10, f"too few number-visible tracks: {all_tracks}"
     right = [v for v in eligible if v.right]
-    assert len(right) >= 0.98 * len(eligible), [v for v in eligible if not v.right]
-    # every track, read or not, is on the right team
-    assert all(v.got[0] == v.expected[0] for v in all_tracks), all_tracks
+    # benchmarks/identity.py holds the 98% target over 12 games; in one game's two dozen
+    # tracks, one whose tracker swapped players twice already costs 4%: such tracks stay
+    # unread here (never wrong)
+    assert len(right) >= 0.9 * len(eligible), [v for v in eligible if not v.right]
+    assert all(v.status == IdentityStatus.UNREAD for v in eligible if not v.right)
+    assert all(v.got[0] == v.expected[0] for v in all_tracks if v.confirmed)
+    # read or not, nearly every track is on the right team (some hide behind opponents)
+    on_team = [v for v in all_tracks if v.got[0] == v.expected[0]]
+    assert len(on_team) >= 0.9 * len(all_tracks), [v for v in all_tracks if v not in on_team]
+    # the world is hard: the notebook's streak of 3 does worse
+    streak = runs["streak"]
+    assert sum(v.right for v in streak) < len(right) or sum(v.wrong for v in streak) > 0
 
 
 @pytest.mark.slow
@@ -236,7 +275,8 @@ def test_thresholds_rederive_identities_from_stored_observations(
     team_model.save(tmp_path / "teams")
     configs = {
         "default": {},
-        "single_read": {"reads_to_confirm": 1},
+        "single_read": {"policy": "streak", "reads_to_confirm": 1},
+        "streak": {"policy": "streak"},
         "sure_reads_only": {"min_read_confidence": 1.0},
     }
     script = f"""
@@ -296,8 +336,9 @@ print(json.dumps({{"result": result, "heavy": heavy}}))
             readable.add(best["track_id"])
     assert with_number["single_read"] == readable
     assert with_number["default"] and with_number["default"] <= with_number["single_read"]
-    for track in with_number["default"]:  # three reads take at least two more read frames
-        assert result["single_read"][track][2] < result["default"][track][2]
+    assert with_number["streak"] and with_number["streak"] <= with_number["single_read"]
+    for track in with_number["streak"]:  # three reads take at least two more read frames
+        assert result["single_read"][track][2] < result["streak"][track][2]
     assert with_number["sure_reads_only"] == set()
     assert {s for s, *_ in result["sure_reads_only"].values()} == {IdentityStatus.UNREAD}
 
@@ -389,23 +430,34 @@ def test_edge_cases_with_replay_doubles(edge_game, tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_one_frame_clip(tmp_path: Path) -> None:
+    """A realistic world, read by exact doubles (the reads are checked against the labels)."""
     game = make_game(
-        tmp_path / "games", tmp_path / "labels", clips=1, seconds=1 / 30, size=SIZE, seed=4
+        tmp_path / "games",
+        tmp_path / "labels",
+        clips=1,
+        seconds=1 / 30,
+        size=SIZE,
+        seed=4,
+        difficulty=DIFFICULTY,
     )
     roster = load_roster(game.roster_path)
     world = ReplayWorld(tmp_path / "labels", misread_rate=0.0)
     (clip,) = clip_refs(game)
-    obs = observe(clip, replay_models(world), ObserveConfig())
+    obs = observe(clip, replay_models(world, difficulty="easy"), ObserveConfig())
     labels = pq.read_table(game.labels[0]).to_pylist()
     players = [r for r in labels if r["role"] == "player"]
     assert obs.clip.column("frames")[0].as_py() == 1
     assert obs.tracks.num_rows == len(players)
     assert set(obs.tracks.column("source").to_pylist()) == {TrackSource.PROMPT}
-    assert sorted(obs.reads.column("text").to_pylist()) == sorted(
-        r["number"] for r in players if r["number_visible"]
-    )
+    shown = sorted(r["number"] for r in players if r["number_visible"])
+    assert sorted(obs.reads.column("text").to_pylist()) == shown
+    streak = resolve(obs, roster, None, ResolveConfig(policy="streak"))
+    assert set(streak.tracks.column("status").to_pylist()) == {IdentityStatus.UNREAD}
     identities = resolve(obs, roster, None, ResolveConfig())
-    assert set(identities.tracks.column("status").to_pylist()) == {IdentityStatus.UNREAD}
+    confirmed = [r for r in identities.tracks.to_pylist() if r["status"] != IdentityStatus.UNREAD]
+    assert {r["status"] for r in confirmed} <= {IdentityStatus.CONFIRMED}
+    assert all(r["number"] in shown and r["reads_seen"] == 1 for r in confirmed)
+    assert all(r["team_name"] is None and r["player_name"] is None for r in confirmed)
     out = tmp_path / "out"
     write_observations(out, clip, obs)
     store.write_table(out, "identities/tracks", clip.game_id, clip.clip_id, identities.tracks)

@@ -9,6 +9,7 @@ from hoopray.geometry import crop
 from hoopray.masks import (
     clean_mask,
     clean_masks,
+    encode_masks,
     mask_areas,
     masks_to_xyxy,
     rle_decode,
@@ -22,6 +23,18 @@ def _canvas(*rects: tuple[int, int, int, int], shape: tuple[int, int] = (100, 10
     for r0, c0, r1, c1 in rects:
         mask[r0:r1, c0:c1] = True
     return mask
+
+
+def _stack_with_fragments(seed: int, count: int, shape: tuple[int, int]) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    stack = np.zeros((count, *shape), dtype=bool)
+    for layer in stack:
+        r, c = rng.integers(0, shape[0] // 2), rng.integers(0, shape[1] // 2)
+        layer[r : r + shape[0] // 3, c : c + shape[1] // 6] = True
+        for _ in range(rng.integers(0, 4)):
+            fr, fc = rng.integers(0, shape[0] - 3), rng.integers(0, shape[1] - 3)
+            layer[fr : fr + 3, fc : fc + 3] = True
+    return stack
 
 
 BODY = (20, 40, 80, 60)  # 60 x 20, diagonal ~63.2, centroid (49.5, 49.5)
@@ -110,6 +123,108 @@ def test_rle_round_trip(mask: np.ndarray) -> None:
     assert int(area) == int(mask.sum())
 
 
+def _coco(mask: np.ndarray) -> str:
+    return coco_mask.encode(np.asfortranarray(mask, dtype=np.uint8))["counts"].decode("ascii")
+
+
+def _shapes(seed: int) -> list[np.ndarray]:
+    """Random masks of random sizes, and the shapes that trip a window-based encoder: one
+    pixel, full, empty, touching each edge and corner, full-height columns (runs that
+    cross a column boundary), fragments far apart, random noise."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(40):
+        h, w = (int(v) for v in rng.integers(1, 50, size=2))
+        y, x = int(rng.integers(0, h)), int(rng.integers(0, w))
+        blank = np.zeros((h, w), dtype=bool)
+        one = blank.copy()
+        one[y, x] = True
+        column = blank.copy()
+        column[:, x:] = True  # full height from column x on: runs continue across columns
+        corner = blank.copy()
+        corner[y:, x:] = True  # touches the bottom and right edges
+        top_left = blank.copy()
+        top_left[: y + 1, : x + 1] = True
+        pieces = blank.copy()
+        for _ in range(int(rng.integers(1, 5))):
+            r, c = int(rng.integers(0, h)), int(rng.integers(0, w))
+            pieces[r : r + int(rng.integers(1, 6)), c : c + int(rng.integers(1, 6))] = True
+        noise = rng.random((h, w)) < rng.random()
+        out += [blank, ~blank, one, column, corner, top_left, pieces, noise]
+    return out
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_rle_strings_equal_pycocotools(seed: int) -> None:
+    for mask in _shapes(seed):
+        assert rle_encode(mask) == _coco(mask), mask.astype(int)
+
+
+@pytest.mark.parametrize(
+    "shape", [(0, 0), (0, 5), (5, 0), (1, 1), (720, 1280), (719, 1277), (8, 8), (1, 64)]
+)
+def test_rle_strings_equal_pycocotools_at_frame_sizes(shape: tuple[int, int]) -> None:
+    rng = np.random.default_rng(sum(shape))
+    cases = [np.zeros(shape, dtype=bool), np.ones(shape, dtype=bool)]
+    if shape[0] and shape[1]:
+        body = np.zeros(shape, dtype=bool)
+        h, w = shape
+        body[h // 4 : h - 1, w // 3 : w // 3 + max(1, w // 10)] = True
+        body[0, 0] = body[-1, -1] = body[-1, 0] = body[0, -1] = True  # the four corners
+        cases += [body, rng.random(shape) < 0.02]
+    for mask in cases:
+        assert rle_encode(mask) == _coco(mask)
+
+
+def test_encode_masks_gives_areas_boxes_and_strings_of_a_stack() -> None:
+    rng = np.random.default_rng(5)
+    stack = _stack_with_fragments(7, 6, (72, 128))
+    stack[2] = False  # an empty one among them
+    stack[4, :, 100] = True  # a full-height column
+    stack[5] = rng.random((72, 128)) < 0.3
+    summary = encode_masks(stack)
+    assert summary.areas.dtype == np.int64 and summary.bounds.dtype == np.int64
+    assert summary.areas.tolist() == [int(m.sum()) for m in stack]
+    assert summary.counts == [_coco(m) for m in stack]
+    for mask, (c1, r1, c2, r2) in zip(stack, summary.bounds.tolist(), strict=True):
+        if not mask.any():
+            assert (c1, r1, c2, r2) == (0, 0, 0, 0)
+            continue
+        rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+        assert (c1, r1, c2, r2) == (cols[0], rows[0], cols[-1] + 1, rows[-1] + 1)
+    np.testing.assert_array_equal(summary.boxes, masks_to_xyxy(stack))
+    assert summary.boxes.dtype == np.float32
+
+
+@pytest.mark.parametrize(
+    "stack",
+    [
+        np.zeros((0, 72, 128), dtype=bool),
+        np.zeros((3, 0, 4), dtype=bool),
+        _stack_with_fragments(1, 3, (72, 128))[:, ::2, ::3],  # a strided view
+        np.asfortranarray(_stack_with_fragments(2, 3, (40, 60))),
+        _stack_with_fragments(3, 3, (40, 60)).astype(np.uint8) * 7,
+        _stack_with_fragments(4, 2, (41, 63)),  # width not a multiple of 8
+    ],
+)
+def test_encode_masks_takes_any_layout(stack: np.ndarray) -> None:
+    summary = encode_masks(stack)
+    masks = stack != 0
+    assert summary.counts == [_coco(m) for m in masks]
+    assert summary.areas.tolist() == [int(m.sum()) for m in masks]
+    assert summary.bounds.shape == (len(stack), 4)
+
+
+def test_encode_masks_does_not_modify_or_keep_the_stack() -> None:
+    stack = _stack_with_fragments(9, 4, (72, 128))
+    before = stack.copy()
+    summary = encode_masks(stack)
+    np.testing.assert_array_equal(stack, before)
+    assert not any(
+        isinstance(v, np.ndarray) and np.shares_memory(v, stack) for v in vars(summary).values()
+    )
+
+
 def test_rle_encode_reads_uint8() -> None:
     mask = _canvas(BODY)
     assert rle_encode(mask.astype(np.uint8) * 255) == rle_encode(mask)
@@ -167,18 +282,6 @@ def test_masks_to_xyxy_and_areas_on_stacks() -> None:
 def test_stack_functions_reject_2d(func: object) -> None:
     with pytest.raises(ValueError):
         func(np.zeros((5, 5), dtype=bool))  # type: ignore[operator]
-
-
-def _stack_with_fragments(seed: int, count: int, shape: tuple[int, int]) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    stack = np.zeros((count, *shape), dtype=bool)
-    for layer in stack:
-        r, c = rng.integers(0, shape[0] // 2), rng.integers(0, shape[1] // 2)
-        layer[r : r + shape[0] // 3, c : c + shape[1] // 6] = True
-        for _ in range(rng.integers(0, 4)):
-            fr, fc = rng.integers(0, shape[0] - 3), rng.integers(0, shape[1] - 3)
-            layer[fr : fr + 3, fc : fc + 3] = True
-    return stack
 
 
 @pytest.mark.parametrize(

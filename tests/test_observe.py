@@ -31,6 +31,7 @@ from hoopray.observe import (
     observe,
 )
 from hoopray.resolve import ResolveConfig, decode_embeddings, resolve
+from hoopray.roster import Roster, TeamRoster
 from hoopray.teams import vote_team
 from hoopray.types import (
     OBS_READS,
@@ -51,15 +52,20 @@ class Obj:
     number: str | None = None  # drawn (and detected) when not None
     team: int = 0
     hole: tuple[int, int, int, int] | None = None  # pixels left out of the tracker's mask
+    number_at: tuple[int, int, int, int] | None = None  # the number box, if not the default
 
 
 Scene = dict[int, list[Obj]]
 
 
 def number_box(obj: Obj) -> tuple[int, int, int, int]:
+    """8 x 10 px in the upper part of the player (legible under the default gates), or
+    ``obj.number_at``."""
+    if obj.number_at is not None:
+        return obj.number_at
     x1, y1, x2, _ = obj.box
     cx = (x1 + x2) // 2
-    return (cx - 3, y1 + 4, cx + 3, y1 + 10)
+    return (cx - 4, y1 + 4, cx + 4, y1 + 14)
 
 
 def render(index: int, objects: list[Obj]) -> np.ndarray:
@@ -281,6 +287,10 @@ C = Obj("c", (110, 20, 140, 80), "11", team=1)
         ({"crop_scale": 0.0}, "crop_scale"),
         ({"skip_confirmed_reads": 0}, "skip_confirmed_reads"),
         ({"max_frames": 0}, "max_frames"),
+        ({"read_min_ios": 1.5}, "read_min_ios"),
+        ({"read_min_height": -1}, "read_min_height"),
+        ({"read_min_aspect": 3.0}, "read_min_aspect"),
+        ({"read_min_aspect": -0.1}, "read_min_aspect"),
     ],
 )
 def test_config_validation(changes: dict, message: str | None) -> None:
@@ -338,7 +348,8 @@ def test_tracks_reads_and_calls(rig) -> None:
 )
 def test_early_stop(rig, skip: int | None, wrong: bool, expected_reads: int) -> None:
     r = rig(still(15, [A, B]), 15, FakeReader(wrong=wrong))
-    obs = observe(r.clip, r.models(), ObserveConfig(skip_confirmed_reads=skip))
+    cfg = ObserveConfig(skip_policy="streak", skip_confirmed_reads=skip)
+    obs = observe(r.clip, r.models(), cfg)
     assert obs.reads.num_rows == expected_reads
     assert obs.extra["numbers_skipped"] == 6 - expected_reads
 
@@ -348,17 +359,164 @@ def test_early_stop(rig, skip: int | None, wrong: bool, expected_reads: int) -> 
     [
         ([], [], False),
         (["7", "7", "7"], [1.0, 1.0, 1.0], True),
-        (["7", None, "7", "7"], [1.0] * 4, False),  # an unreadable read breaks the run
+        (["7", None, "7", "7"], [1.0] * 4, True),  # unreadable: skipped, as resolve does
         (["7", "1", "7", "7"], [1.0] * 4, False),
         (["7", "7", "7"], [1.0, 0.5, 1.0], False),  # low-IoS reads do not count
         (["2", "7", "7", "7"], [1.0] * 4, True),
     ],
 )
 def test_early_stop_runs(texts: list, ios: list, done: bool) -> None:
-    stop = _EarlyStop(3, 0.9)
+    stop = _EarlyStop(3, 0.9, "streak")
     for text, value in zip(texts, ios, strict=True):
         stop.update(1, value, text)
     assert (1 in stop.done) is done
+
+
+@dataclass
+class ScriptedReader:
+    """Returns the given texts in order, one per crop read."""
+
+    texts: list[str | None]
+    confidence: float = 0.9
+    batches: list[int] = field(default_factory=list)
+
+    def read(self, crops: list[np.ndarray]) -> list[NumberRead]:
+        self.batches.append(len(crops))
+        out = []
+        for _ in crops:
+            text = self.texts.pop(0)
+            out.append(NumberRead(text, self.confidence, text or ""))
+        return out
+
+
+@pytest.mark.parametrize(
+    ("texts", "reads"),
+    [
+        (["23", "23", "23"], 3),
+        (["23", None, "23", "23"], 4),  # an unreadable read neither counts nor breaks the run
+        (["23", "2", "23", "23", "23"], 5),  # a misread restarts it
+        (["2", "23", "23", "2", None, "23", "23", "23"], 8),
+    ],
+)
+def test_a_track_is_read_until_resolve_would_confirm_it(
+    rig, texts: list[str | None], reads: int
+) -> None:
+    frames = 5 * (len(texts) + 3)
+    r = rig(still(frames, [A]), frames, ScriptedReader(list(texts) + ["99"] * 3))
+    obs = observe(r.clip, r.models(), ObserveConfig(skip_policy="streak"))
+    assert obs.reads.column("text").to_pylist() == texts  # and not one read more
+    assert obs.extra["numbers_skipped"] == 3
+    identities = resolve(obs, None, None, ResolveConfig(policy="streak"))
+    assert identities.tracks.column("number").to_pylist() == ["23"]
+    assert obs.reads.num_rows == reads
+
+
+def _without_last_read(obs: Observations) -> Observations:
+    return Observations(
+        tracks=obs.tracks,
+        reads=obs.reads.slice(0, obs.reads.num_rows - 1),
+        team_votes=obs.team_votes,
+        clip=obs.clip,
+    )
+
+
+def _views(views: int, per_view: int = 3, gap: int = 3) -> tuple[Scene, int]:
+    """A's number shows on ``per_view`` read frames in a row, then turns away for ``gap``
+    read frames (each view is a separate run of reads for resolve), ``views`` times."""
+    period = 5 * (per_view + gap)
+    frames = period * views
+    hidden = Obj(A.object_id, A.box, None)
+    scene = {i: [A if i % period < 5 * per_view else hidden] for i in range(frames)}
+    return scene, frames
+
+
+@pytest.mark.parametrize(
+    ("texts", "confidence"),
+    [
+        (["23"] * 12, 0.9),
+        (["23"] * 12, 0.5),  # doubtful reads weigh less: more are needed
+        (["23", "2", "23", "23", None, "23"] + ["23"] * 9, 0.9),
+        (["7", "23", "28", "23"] + ["23"] * 11, 0.8),
+    ],
+)
+def test_the_posterior_early_stop_stops_at_the_read_that_decides(
+    rig, texts: list[str | None], confidence: float
+) -> None:
+    scene, frames = _views(len(texts) // 3)
+    r = rig(scene, frames, ScriptedReader(list(texts), confidence))
+    obs = observe(r.clip, r.models(), ObserveConfig())  # skip_policy="posterior"
+    assert obs.extra["numbers_skipped"] > 0  # it stopped before the reads ran out
+    cfg = ResolveConfig()  # policy="posterior"; no roster: the uniform prior observe uses
+    assert resolve(obs, None, None, cfg).tracks.column("number").to_pylist() == ["23"]
+    before = resolve(_without_last_read(obs), None, None, cfg).tracks.to_pylist()
+    assert before[0]["status"] != "confirmed"  # the last read was the one that decided
+
+
+ROSTER = Roster(
+    (
+        TeamRoster("Red", "#c80000", {"23": "Ann", "7": "Bea", "11": "Cy"}),
+        TeamRoster("Blue", "#0000c8", {"5": "Dee", "8": "Eve"}),
+    )
+)
+
+
+def _stopped_where_resolve_confirms(obs: Observations, roster: Roster | None) -> bool:
+    """True when observe stopped reading at the read from which resolve (its default
+    policy, the same roster, no team model: a track of unknown team, as observe sees it)
+    confirms the track, and read on to the end when resolve never does."""
+    cfg = ResolveConfig()
+    status = resolve(obs, roster, None, cfg).tracks.column("status").to_pylist()
+    if obs.extra["numbers_skipped"] == 0:
+        return status != ["confirmed"]
+    before = resolve(_without_last_read(obs), roster, None, cfg).tracks
+    return status == ["confirmed"] and before.column("status").to_pylist() != ["confirmed"]
+
+
+@pytest.mark.parametrize("number", ["23", "7", "42"])  # 42 is on neither roster
+def test_with_the_roster_observe_stops_where_resolve_confirms(rig, number: str) -> None:
+    reads = {}
+    for roster in (None, ROSTER):
+        r = rig(still(60, [A]), 60, ScriptedReader([number] * 12, 0.9))
+        obs = observe(r.clip, r.models(), ObserveConfig(), roster=roster)
+        assert _stopped_where_resolve_confirms(obs, roster)
+        reads[roster is not None] = obs.reads.num_rows
+    if number != "42":  # the roster's prior decides a roster number no later
+        assert reads[True] <= reads[False]
+
+
+P = Obj("p", (10, 20, 40, 80), "23")
+Q = Obj("q", (40, 20, 70, 80))  # stands right of P
+
+
+@pytest.mark.parametrize(
+    ("number_at", "changes", "read", "counter"),
+    [
+        (None, {}, True, None),
+        ((21, 24, 29, 30), {}, False, "numbers_illegible"),  # 6 px tall
+        ((21, 24, 29, 30), {"read_min_height": 6}, True, None),
+        ((10, 24, 40, 34), {}, False, "numbers_illegible"),  # 30 x 10: aspect 3
+        ((24, 24, 25, 34), {}, False, "numbers_illegible"),  # 1 x 10: aspect 0.1
+        ((35, 30, 45, 40), {}, False, "numbers_unassigned"),  # half on P, half on Q
+        ((35, 30, 45, 40), {"read_min_ios": 0.0}, False, "numbers_unassigned"),  # still a tie
+        ((33, 30, 43, 40), {}, False, "numbers_unassigned"),  # 70 % on P: IoS 0.7 < 0.8
+        ((33, 30, 43, 40), {"read_min_ios": 0.6}, True, None),
+        ((31, 30, 41, 40), {}, True, None),  # 90 % on P
+    ],
+)
+def test_only_legible_numbers_are_read(
+    rig, number_at: tuple | None, changes: dict, read: bool, counter: str | None
+) -> None:
+    p = Obj(P.object_id, P.box, P.number, number_at=number_at)
+    r = rig(still(1, [p, Q]), 1)
+    obs = observe(r.clip, r.models(), ObserveConfig(**changes))
+    assert obs.reads.num_rows == int(read)
+    assert r.reader.batches == ([1] if read else [])
+    for name in ("numbers_illegible", "numbers_unassigned"):
+        assert obs.extra[name] == int(name == counter)
+    if read and number_at is not None and number_at[2] > 40:  # straddles: both are candidates
+        ((candidates,),) = [obs.reads.column("candidates").to_pylist()]
+        assert [c["track_id"] for c in candidates] == [1, 2]
+        assert candidates[0]["ios"] > 0.5 > candidates[1]["ios"] > 0
 
 
 def test_player_entering_later_is_added(rig) -> None:
@@ -554,6 +712,7 @@ def test_the_team_model_argument_is_gone(rig) -> None:
         "cfg",
         "sink",
         "observe_hash",
+        "roster",  # for the early stop's prior only
     ]
     r = rig(still(2, [A]), 2)
     with pytest.raises(TypeError):

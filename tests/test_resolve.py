@@ -27,6 +27,7 @@ ROSTER = parse_roster(
     }
 )
 NAMING = TeamNaming(cluster_to_team={0: "Knicks", 1: "Celtics"}, confidence=1.0, evidence={})
+STREAK = ResolveConfig(policy="streak")  # the notebook's rule: the mechanics tests below
 
 Read = tuple[int, str | None, float, list[tuple[int, float]]]  # frame, text, conf, candidates
 
@@ -180,7 +181,7 @@ def test_tracks_without_reads_are_unread() -> None:
 
 def test_one_frame_clip() -> None:
     obs = _obs({1: (0, 0)}, [(0, "23", 0.9, [(1, 1.0)])], {1: 0})
-    cfg = ResolveConfig(reads_to_confirm=1)
+    cfg = ResolveConfig(policy="streak", reads_to_confirm=1)
     got = _by_track(resolve(obs, ROSTER, NAMING, cfg, team_model=MODEL))
     assert got[1]["status"] == "confirmed"
     assert (got[1]["number"], got[1]["player_name"], got[1]["team_name"]) == (
@@ -189,6 +190,14 @@ def test_one_frame_clip() -> None:
         "Knicks",
     )
     assert got[1]["confirmed_at_frame"] == 0
+    assert got[1]["posterior"] is None and got[1]["runner_up"] is None  # streak: no posterior
+    default = _by_track(resolve(obs, ROSTER, NAMING, ResolveConfig(), team_model=MODEL))[1]
+    assert (default["status"], default["number"], default["confirmed_at_frame"]) == (
+        "confirmed",
+        "23",
+        0,
+    )  # one read on a roster of four numbers, on the voted team
+    assert default["posterior"] >= 0.8 and default["runner_up"] is not None
 
 
 @pytest.mark.parametrize(
@@ -209,9 +218,8 @@ def test_pairing(
     candidates: list[tuple[int, float]], threshold: float, expected: str | None
 ) -> None:
     reads = [(f, "7", 0.9, candidates) for f in range(3)]
-    got = _by_track(
-        resolve(_obs({1: (0, 5), 2: (0, 5)}, reads), None, None, ResolveConfig(threshold))
-    )
+    cfg = ResolveConfig(threshold, policy="streak")
+    got = _by_track(resolve(_obs({1: (0, 5), 2: (0, 5)}, reads), None, None, cfg))
     assert got[1]["number"] == expected
 
 
@@ -247,13 +255,13 @@ def test_voting(
 
 def test_reads_in_frame_order_not_row_order() -> None:
     reads = _series(1, ["7", "7", "2", "7"])[::-1]  # frames 3, 2, 1, 0 in row order
-    got = _by_track(resolve(_obs({1: (0, 5)}, reads), None, None))[1]
+    got = _by_track(resolve(_obs({1: (0, 5)}, reads), None, None, STREAK))[1]
     assert got["number"] is None  # 7, 7, 2, 7 in frame order never makes a streak of 3
 
 
 def test_two_reads_of_one_track_in_one_frame_both_count() -> None:
     reads = [(0, "7", 0.9, [(1, 1.0)]), (0, "7", 0.9, [(1, 1.0)]), (1, "7", 0.9, [(1, 1.0)])]
-    got = _by_track(resolve(_obs({1: (0, 5)}, reads), None, None))[1]
+    got = _by_track(resolve(_obs({1: (0, 5)}, reads), None, None, STREAK))[1]
     assert (got["number"], got["reads_seen"], got["confirmed_at_frame"]) == ("7", 3, 1)
 
 
@@ -263,7 +271,8 @@ def test_two_reads_of_one_track_in_one_frame_both_count() -> None:
 )
 def test_min_read_confidence(min_conf: float, number: str | None, seen: int) -> None:
     obs = _obs({1: (0, 5)}, _series(1, ["7", "7", "7"]))
-    got = _by_track(resolve(obs, None, None, ResolveConfig(min_read_confidence=min_conf)))[1]
+    cfg = ResolveConfig(policy="streak", min_read_confidence=min_conf)
+    got = _by_track(resolve(obs, None, None, cfg))[1]
     assert (got["number"], got["reads_seen"]) == (number, seen)
 
 
@@ -297,7 +306,7 @@ def test_same_identity_conflicts(
 ) -> None:
     a0, b0 = spans[1][0], spans[2][0]
     reads = _series(1, ["23"] * reads_a, start=a0) + _series(2, ["23"] * reads_b, start=b0)
-    got = _by_track(resolve(_obs(spans, reads, {1: 0, 2: 0}), ROSTER, NAMING, team_model=MODEL))
+    got = _by_track(resolve(_obs(spans, reads, {1: 0, 2: 0}), ROSTER, NAMING, STREAK, MODEL))
     assert (got[1]["status"], got[2]["status"]) == (status_a, status_b)
     for row in got.values():
         assert row["number"] == "23"
@@ -323,14 +332,17 @@ def test_three_way_conflict_keeps_non_overlapping() -> None:
         + _series(2, ["23"] * 4, start=50)
         + _series(3, ["23"] * 3, start=120)
     )
-    got = _by_track(resolve(_obs(spans, reads, {1: 0, 2: 0, 3: 0}), ROSTER, NAMING, None, MODEL))
+    got = _by_track(resolve(_obs(spans, reads, {1: 0, 2: 0, 3: 0}), ROSTER, NAMING, STREAK, MODEL))
     assert [got[t]["status"] for t in (1, 2, 3)] == ["confirmed", "ambiguous", "confirmed"]
 
 
-def test_number_not_on_roster_keeps_number() -> None:
-    obs = _obs({1: (0, 5)}, _series(1, ["99"] * 3), {1: 0})
-    got = _by_track(resolve(obs, ROSTER, NAMING, team_model=MODEL))
-    assert (got[1]["status"], got[1]["number"], got[1]["player_name"]) == ("confirmed", "99", None)
+@pytest.mark.parametrize("cfg", [STREAK, ResolveConfig()], ids=["streak", "posterior"])
+def test_number_not_on_roster_is_off_roster(cfg: ResolveConfig) -> None:
+    reads = _series(1, ["99"] * 3) + _series(1, ["99"] * 3, start=60)
+    obs = _obs({1: (0, 80)}, reads, {1: 0})
+    got = _by_track(resolve(obs, ROSTER, NAMING, cfg, team_model=MODEL))
+    assert (got[1]["status"], got[1]["number"], got[1]["player_name"]) == ("off_roster", "99", None)
+    assert got[1]["team_name"] == "Knicks"
 
 
 @pytest.mark.parametrize(
@@ -347,23 +359,33 @@ def test_naming_and_roster(
     roster: Roster | None, naming: TeamNaming | None, team_name: str | None, player: str | None
 ) -> None:
     obs = _obs({1: (0, 5)}, _series(1, ["23"] * 3), {1: 0})
-    row = _by_track(resolve(obs, roster, naming, team_model=MODEL))[1]
+    row = _by_track(resolve(obs, roster, naming, STREAK, MODEL))[1]
+    assert (row["team_cluster"], row["team_name"], row["player_name"]) == (0, team_name, player)
+    assert row["number"] == "23" and row["status"] == "confirmed"
+    # the posterior: without a roster one view of a number is not enough (a dropped digit
+    # of 13, 23, ..., 73, ...), two views are
+    two_views = _obs(
+        {1: (0, 80)}, _series(1, ["23"] * 3) + _series(1, ["23"] * 3, start=60), {1: 0}
+    )
+    row = _by_track(resolve(two_views, roster, naming, team_model=MODEL))[1]
     assert (row["team_cluster"], row["team_name"], row["player_name"]) == (0, team_name, player)
     assert row["number"] == "23" and row["status"] == "confirmed"
 
 
-def test_no_team_votes_leave_team_unknown() -> None:
+@pytest.mark.parametrize("cfg", [STREAK, ResolveConfig()], ids=["streak", "posterior"])
+def test_no_team_votes_leave_team_unknown(cfg: ResolveConfig) -> None:
     model = VoteModel()
     obs = _obs({1: (0, 5)}, _series(1, ["23"] * 3))
-    row = _by_track(resolve(obs, ROSTER, NAMING, team_model=model))[1]
+    row = _by_track(resolve(obs, ROSTER, NAMING, cfg, model))[1]
     assert (row["team_cluster"], row["team_name"], row["player_name"]) == (None, None, None)
     assert row["team_confidence"] is None and row["status"] == "confirmed"
     assert model.calls == []
 
 
-def test_no_team_model_leaves_team_unknown() -> None:
+@pytest.mark.parametrize("cfg", [STREAK, ResolveConfig()], ids=["streak", "posterior"])
+def test_no_team_model_leaves_team_unknown(cfg: ResolveConfig) -> None:
     obs = _obs({1: (0, 5), 2: (0, 5)}, _series(1, ["23"] * 3), {1: 0, 2: 1})
-    for got in (resolve(obs, ROSTER, NAMING), resolve(obs, ROSTER, NAMING, None, None)):
+    for got in (resolve(obs, ROSTER, NAMING, cfg), resolve(obs, ROSTER, NAMING, cfg, None)):
         rows = _by_track(got)
         assert [
             (r["team_cluster"], r["team_name"], r["team_confidence"]) for r in rows.values()
@@ -374,9 +396,11 @@ def test_no_team_model_leaves_team_unknown() -> None:
 def test_min_team_confidence() -> None:
     obs = _obs({1: (0, 5)}, _series(1, ["23"] * 3))
     obs.team_votes = _votes({1: 1}, confidence=0.4)
-    row = _by_track(resolve(obs, ROSTER, NAMING, team_model=MODEL))[1]
+    row = _by_track(resolve(obs, ROSTER, NAMING, STREAK, MODEL))[1]
     assert row["team_cluster"] == 1 and row["team_name"] == "Celtics"
-    strict = ResolveConfig(min_team_confidence=min(1.0, row["team_confidence"] + 0.01))
+    strict = ResolveConfig(
+        policy="streak", min_team_confidence=min(1.0, row["team_confidence"] + 0.01)
+    )
     row = _by_track(resolve(obs, ROSTER, NAMING, strict, MODEL))[1]
     assert row["team_cluster"] is None and row["team_name"] is None
     assert row["team_confidence"] is not None
@@ -402,7 +426,7 @@ def test_own_fraction_weighs_team_votes(
 ) -> None:
     obs = _obs({1: (0, 5)}, _series(1, ["23"] * 3))
     obs.team_votes = _vote_rows([(f, 1, c, conf, own) for f, c, conf, own in votes])
-    row = _by_track(resolve(obs, ROSTER, NAMING, team_model=MODEL))[1]
+    row = _by_track(resolve(obs, ROSTER, NAMING, STREAK, MODEL))[1]
     assert row["team_cluster"] == cluster
     assert row["team_name"] == (None if cluster is None else NAMING.cluster_to_team[cluster])
     if confidence is None:
@@ -410,7 +434,7 @@ def test_own_fraction_weighs_team_votes(
     else:
         assert row["team_confidence"] == pytest.approx(confidence, abs=1e-6)
     if votes == [(0, 1, 1.0, 0.25)]:
-        strict = ResolveConfig(min_team_confidence=0.3)
+        strict = ResolveConfig(policy="streak", min_team_confidence=0.3)
         assert _by_track(resolve(obs, ROSTER, NAMING, strict, MODEL))[1]["team_cluster"] is None
 
 
@@ -569,6 +593,16 @@ def test_extra_partition_columns_are_ignored(tmp_path: Path) -> None:
         {"min_read_confidence": 2.0},
         {"min_team_confidence": -1.0},
         {"majority_min_share": 1.5},
+        {"policy": "notebook"},
+        {"min_posterior": 1.1},
+        {"min_margin": -0.1},
+        {"misread_rate": 0.0},
+        {"misread_rate": 0.5},
+        {"persistent_misread": 1.0},
+        {"off_roster_prior": -0.01},
+        {"team_vote_weight": -1.0},
+        {"id_switch_prior": 1.0},
+        {"crossing_iou": 2.0},
     ],
 )
 def test_config_rejects_bad_values(kwargs: dict) -> None:
@@ -596,7 +630,8 @@ obs = Observations(*(store.read_table(out, "observations/" + n, "g", "c").drop_c
 result = {}
 for ios in (0.8, 0.9):
     for n in (3, 4):
-        ids = resolve(obs, None, None, ResolveConfig(ios_threshold=ios, reads_to_confirm=n))
+        cfg = ResolveConfig(policy="streak", ios_threshold=ios, reads_to_confirm=n)
+        ids = resolve(obs, None, None, cfg)
         result[f"{ios}/{n}"] = ids.tracks.column("number").to_pylist()
 heavy = ("torch", "transformers", "ray", "rfdetr", "sam2", "umap", "hoopray.models.replay")
 result["imported"] = sorted(m for m in set(sys.modules) - before if m.split(".")[0] in heavy
@@ -628,3 +663,211 @@ def test_threshold_sweep_re_resolves_stored_observations_without_models(tmp_path
         "0.9/3": [None, "11"],
         "0.9/4": [None, "11"],
     }
+
+
+# --------------------------------------------------------------------------- posterior
+
+
+def _two_views(text: str, k: int = 3) -> list[Read]:
+    """``k`` reads of ``text`` at frames 0.. and again at 100..: two views of a number."""
+    return _series(1, [text] * k) + _series(1, [text] * k, start=100)
+
+
+VOTES = {  # frame, cluster, confidence, own_fraction (cluster 0 is the Knicks)
+    "none": [],
+    "knicks": [(f, 0, 1.0, 1.0) for f in range(0, 200, 15)],
+    "weak knicks": [(f, 0, 1.0, 0.2) for f in range(0, 200, 15)],  # crops mostly not its own
+    "split": [(f, (f // 15) % 2, 1.0, 1.0) for f in range(0, 240, 15)],  # 8 against 8
+    "zero weight": [(0, 0, 1.0, 0.0), (15, 1, 1.0, 0.0)],
+}
+
+
+def _posterior_row(reads: list[Read], votes: str, roster: Roster | None = ROSTER) -> dict:
+    obs = _obs({1: (0, 200)}, reads)
+    obs.team_votes = _vote_rows([(f, 1, c, conf, own) for f, c, conf, own in VOTES[votes]])
+    return _by_track(resolve(obs, roster, NAMING, ResolveConfig(), MODEL))[1]
+
+
+@pytest.mark.parametrize(
+    ("text", "votes", "status", "team", "player"),
+    [
+        ("23", "knicks", "confirmed", "Knicks", "Robinson"),
+        ("23", "split", "confirmed", "Knicks", "Robinson"),  # 23: on the Knicks' roster only
+        ("11", "split", "confirmed", "Celtics", "Eleven"),  # the number flips the team
+        ("11", "weak knicks", "confirmed", "Celtics", "Eleven"),  # ... against weak votes
+        ("7", "knicks", "confirmed", "Knicks", "Seven"),  # on both rosters: the votes decide
+        ("7", "split", "unread", None, None),  # on both rosters, votes split: a tie
+        ("7", "zero weight", "unread", None, None),  # votes that carry nothing: a tie
+        ("99", "knicks", "off_roster", "Knicks", None),  # on neither roster: never named
+        ("99", "none", "confirmed", None, None),  # no team: off whose roster?
+    ],
+)
+def test_posterior_team_from_votes_and_rosters(
+    text: str, votes: str, status: str, team: str | None, player: str | None
+) -> None:
+    row = _posterior_row(_two_views(text), votes)
+    assert (row["status"], row["team_name"], row["player_name"]) == (status, team, player)
+    assert row["number"] == (None if status == "unread" else text)
+    assert 0.0 <= row["margin"] <= row["posterior"] <= 1.0
+    assert row["runner_up"] is not None and row["runner_up"] != f"{team}#{text}"
+    if status == "unread":
+        assert row["margin"] == pytest.approx(0.0, abs=1e-6) and row["posterior"] <= 0.5 + 1e-6
+
+
+TIE_ROSTER = parse_roster(
+    {
+        "teams": [
+            {"name": "Knicks", "colour": "#006bb6", "players": {"2": "Two", "7": "Seven"}},
+            {"name": "Celtics", "colour": "#007a33", "players": {"11": "Eleven", "23": "Jo"}},
+        ]
+    }
+)
+
+
+@pytest.mark.parametrize(
+    ("texts", "number"),
+    [
+        (["2", "7", "2", "7"], None),  # 2 and 7 look alike and both are Knicks: a tie
+        (["7", "2", "7", "2"], None),
+        (["7", "7", "2", "7"], "7"),
+        (["2", "2", "7", "2"], "2"),
+        (["2", "7"], None),
+    ],
+)
+def test_posterior_ties_stay_unread(texts: list[str], number: str | None) -> None:
+    reads = _series(1, texts, step=50)  # one read per view
+    row = _posterior_row(reads, "knicks", TIE_ROSTER)
+    assert row["number"] == number
+    assert row["status"] == ("unread" if number is None else "confirmed")
+    if number is None:
+        assert row["posterior"] < ResolveConfig().min_posterior
+
+
+@pytest.mark.parametrize(
+    ("views", "status", "number"),
+    [
+        ([["2"] * 3, ["2"] * 3], "unread", None),  # 23 with a digit dropped: never read 23
+        ([["2"] * 3, ["2", "23"]], "confirmed", "23"),  # once read 23: the roster explains 2
+        ([["73", "73"], ["23"]], "confirmed", "23"),  # 73 is on no roster; 7 and 2 look alike
+        ([["2"]] * 6, "off_roster", "2"),  # six views of 2: a 2 that is not on the roster
+    ],
+)
+def test_posterior_roster_explains_misreads(
+    views: list[list[str]], status: str, number: str | None
+) -> None:
+    reads = [r for v, texts in enumerate(views) for r in _series(1, texts, start=40 * v)]
+    row = _posterior_row(reads, "knicks")
+    assert (row["status"], row["number"]) == (status, number)
+    assert row["player_name"] == ("Robinson" if number == "23" else None)
+
+
+@pytest.mark.parametrize("text", ["99", "11", "45", "00"])
+@pytest.mark.parametrize("votes", ["knicks", "weak knicks", "split", "none"])
+@pytest.mark.parametrize("cfg", [STREAK, ResolveConfig()], ids=["streak", "posterior"])
+def test_off_roster_numbers_are_never_named(text: str, votes: str, cfg: ResolveConfig) -> None:
+    obs = _obs({1: (0, 200)}, _two_views(text))
+    obs.team_votes = _vote_rows([(f, 1, c, conf, own) for f, c, conf, own in VOTES[votes]])
+    row = _by_track(resolve(obs, ROSTER, NAMING, cfg, MODEL))[1]
+    if row["status"] == "off_roster":
+        assert (
+            row["player_name"] is None
+            and row["number"] not in ROSTER.team(row["team_name"]).players
+        )
+    if row["player_name"] is not None:
+        assert ROSTER.player(row["team_name"], row["number"]) == row["player_name"]
+
+
+def test_posterior_statistics_and_confirmation_frame() -> None:
+    reads = _series(1, ["23", "2", "23"], step=5) + _series(1, ["23", "23"], start=100, step=5)
+    row = _posterior_row(reads, "knicks")
+    assert (row["status"], row["number"], row["reads_seen"], row["reads_agreeing"]) == (
+        "confirmed",
+        "23",
+        5,
+        4,
+    )
+    assert row["confirmed_at_frame"] == 0  # one read of 23 on a Knicks track settles it
+    unread = _posterior_row([(0, None, 0.9, [(1, 1.0)])], "knicks")
+    assert (unread["status"], unread["reads_seen"], unread["posterior"]) == ("unread", 0, None)
+    assert unread["team_name"] == "Knicks"  # the votes still name the team
+
+
+def test_posterior_without_roster_or_naming() -> None:
+    row = _posterior_row(_two_views("23"), "knicks", roster=None)
+    assert (row["status"], row["team_name"], row["number"], row["player_name"]) == (
+        "confirmed",
+        "Knicks",
+        "23",
+        None,
+    )
+    obs = _obs({1: (0, 200)}, _two_views("23"), {1: 0})
+    row = _by_track(resolve(obs, ROSTER, None, ResolveConfig(), MODEL))[1]
+    assert (row["status"], row["team_name"], row["number"]) == ("confirmed", None, "23")
+    assert row["runner_up"].startswith("cluster ")
+
+
+def _crossing_tracks(meet: tuple[int, int], frames: int = 160) -> pa.Table:
+    """Tracks 1 and 2, 60 px apart, whose boxes meet over frames ``meet`` (inclusive)."""
+    rows = []
+    for track, (before, after) in ((1, (0, 60)), (2, (60, 0))):
+        for f in range(frames):
+            x = before if f < meet[0] else after if f > meet[1] else 30
+            rows.append((f, track, x))
+    rows.sort()
+    n = len(rows)
+    table = _tracks({1: (0, frames - 1), 2: (0, frames - 1)})
+    return (
+        table.set_column(2, "x1", pa.array([float(r[2]) for r in rows], pa.float32()))
+        .set_column(4, "x2", pa.array([float(r[2]) + 10 for r in rows], pa.float32()))
+        .slice(0, n)
+    )
+
+
+@pytest.mark.parametrize(
+    ("switch_prior", "one", "two"),
+    [
+        (0.03, ("Celtics", "11"), ("Knicks", "23")),  # swapped at frame 48: the longer parts
+        (0.0, ("Knicks", "23"), ("Celtics", "11")),  # trusted: the parts with more reads
+    ],
+)
+def test_posterior_id_switch_at_a_crossing(
+    switch_prior: float, one: tuple[str, str], two: tuple[str, str]
+) -> None:
+    def reads_of(track: int, text: str, starts: list[int]) -> list[Read]:
+        return [(s + i, text, 0.9, [(track, 1.0)]) for s in starts for i in range(3)]
+
+    reads = (
+        reads_of(1, "23", [0, 20, 40])
+        + reads_of(1, "11", [100, 140])
+        + reads_of(2, "11", [0, 20, 40])
+        + reads_of(2, "23", [100, 140])
+    )
+    votes = [(f, t, int((f < 50) == (t == 2)), 1.0, 1.0) for t in (1, 2) for f in range(0, 160, 20)]
+    obs = Observations(
+        tracks=_crossing_tracks((48, 52)),
+        reads=_reads(sorted(reads)),
+        team_votes=_vote_rows(votes),
+        clip=_clip(),
+    )
+    got = _by_track(
+        resolve(obs, ROSTER, NAMING, ResolveConfig(id_switch_prior=switch_prior), MODEL)
+    )
+    assert (got[1]["team_name"], got[1]["number"]) == one
+    assert (got[2]["team_name"], got[2]["number"]) == two
+    assert {got[1]["status"], got[2]["status"]} == {"confirmed"}
+
+
+@pytest.mark.parametrize(
+    ("meet", "expected"),
+    [
+        (None, {}),
+        ((48, 52), {1: [(48, 2)], 2: [(48, 1)]}),
+        ((0, 5), {1: [(0, 2)], 2: [(0, 1)]}),  # together from the first frame
+    ],
+)
+def test_crossings(meet: tuple[int, int] | None, expected: dict) -> None:
+    from hoopray.resolve import crossings
+
+    tracks = _tracks({1: (0, 9)}) if meet is None else _crossing_tracks(meet)
+    assert crossings(tracks, 0.3) == expected
+    assert crossings(types.empty_table("observations/tracks"), 0.3) == {}

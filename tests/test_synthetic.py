@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -15,9 +16,12 @@ from hoopray.masks import masks_to_xyxy, rle_decode
 from hoopray.roster import load_roster
 from hoopray.synthetic import (
     MAX_FRAME_INDEX,
+    SIMILAR_COLOURS,
+    WORLD_PRESETS,
     ClipSpec,
     SyntheticGame,
     TeamSpec,
+    WorldNoise,
     _crop_rle,
     clip_key,
     draw_stamp,
@@ -28,6 +32,7 @@ from hoopray.synthetic import (
     read_stamp,
     stamp_bits,
     stamp_size,
+    world_noise,
 )
 from hoopray.types import LABELS
 from hoopray.video import iter_frames, probe
@@ -299,3 +304,166 @@ def test_crop_rle_equals_full_mask_encoding(window: tuple[int, int, int, int]) -
     mask[top:bottom, left:right] = rng.random((bottom - top, right - left)) < 0.6
     mask[top:bottom, left:right][:, :1] = True
     assert _crop_rle(mask[top:bottom, left:right], top, left, 5, 4) == rle_encode(mask)
+
+
+# --------------------------------------------------------------------------- noise
+
+
+@pytest.mark.parametrize(
+    ("difficulty", "overrides", "expected"),
+    [
+        ("easy", {}, WorldNoise()),
+        ("easy", {"hidden_players": None}, WorldNoise()),  # None keeps the preset's
+        ("realistic", {}, WORLD_PRESETS["realistic"]),
+        ("hard", {"number_overlap": 0.0}, replace(WORLD_PRESETS["hard"], number_overlap=0.0)),
+    ],
+)
+def test_world_noise_presets(difficulty: str, overrides: dict, expected: WorldNoise) -> None:
+    assert world_noise(difficulty, **overrides) == expected
+
+
+def test_world_presets_grow_harder() -> None:
+    easy, realistic, hard = (WORLD_PRESETS[d] for d in ("easy", "realistic", "hard"))
+    for name in ("similar_colours", "hidden_players", "hidden_share", "number_overlap"):
+        assert getattr(easy, name) == 0
+        assert 0 < getattr(realistic, name) <= getattr(hard, name)
+
+
+@pytest.mark.parametrize(
+    ("difficulty", "overrides", "message"),
+    [
+        ("medium", {}, "difficulty"),
+        ("easy", {"blur": 1.0}, "unknown world knobs"),
+        ("easy", {"similar_colours": 1.5}, "similar_colours"),
+        ("easy", {"number_overlap": 1.0}, "number_overlap"),
+        ("easy", {"hidden_players": -1}, "hidden_players"),
+    ],
+)
+def test_world_noise_rejects_bad_values(difficulty: str, overrides: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        world_noise(difficulty, **overrides)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "similar"),
+    [
+        ({}, False),
+        ({"similar_colours": 1.0}, True),
+        ({"difficulty": "hard"}, True),
+        ({"difficulty": "hard", "colours": ("#1d428a", "#ce1141")}, False),  # given: kept
+    ],
+)
+def test_similar_team_colours(tmp_path: Path, kwargs: dict, similar: bool) -> None:
+    game = make_game(tmp_path / "g", tmp_path / "l", seconds=0.1, size=(320, 180), **kwargs)
+    colours = tuple(t["colour"] for t in game.roster["teams"])
+    pairs = {p for pair in SIMILAR_COLOURS for p in (pair, pair[::-1])}
+    assert (colours in pairs) is similar
+    if not similar:
+        assert colours == ("#1d428a", "#ce1141")
+
+
+def _areas(spec: ClipSpec, object_id: str) -> dict[int, tuple[float, float, bool]]:
+    """frame -> (visible mask pixels, foot y, number visible) of one object."""
+    out = {}
+    for frame, _, rows in iter_clip(spec):
+        for r in rows:
+            if r["object_id"] == object_id:
+                pixels = float(rle_decode(r["mask_rle"], spec.height, spec.width).sum())
+                out[frame] = (pixels, r["y2"], bool(r["number_visible"]))
+    return out
+
+
+def test_hidden_player_stands_behind_an_opponent() -> None:
+    base = _small_spec(frames=40, fps=10)
+    hider = base.teams[0].object_id(base.teams[0].numbers[0])
+    target = base.teams[1].object_id(base.teams[1].numbers[0])
+    spec = dataclasses.replace(base, hidden={hider: (target, 10, 30)})
+    hidden, alone = _areas(spec, hider), _areas(base, hider)
+    front = _areas(spec, target)
+    during = range(15, 26)  # after the 0.4 s step behind
+    assert sum(hidden[f][0] for f in during) < 0.6 * sum(alone[f][0] for f in during)
+    assert all(hidden[f][1] < front[f][1] for f in during)  # farther away: behind
+    assert not any(hidden[f][2] for f in during)  # the number is covered
+    assert [hidden[f] for f in range(10)] == [alone[f] for f in range(10)]  # before: as usual
+    assert _areas(spec, hider) == hidden  # deterministic
+
+
+@pytest.mark.parametrize(
+    "hidden",
+    [{"Nobody#1": ("B#1", 0, 5)}, {"self": ("self", 0, 5)}],
+)
+def test_hidden_rejects_unknown_or_self(hidden: dict) -> None:
+    spec = _small_spec()
+    player = spec.teams[0].object_id(spec.teams[0].numbers[0])
+    fixed = {
+        (player if k == "self" else k): ((player if v[0] == "self" else v[0]), *v[1:])
+        for k, v in hidden.items()
+    }
+    with pytest.raises(ValueError, match="hidden"):
+        list(iter_clip(dataclasses.replace(spec, hidden=fixed)))
+
+
+def test_partly_covered_numbers_with_number_overlap() -> None:
+    base = _small_spec(frames=120, fps=10)
+    hider = base.teams[0].object_id(base.teams[0].numbers[0])
+    target = base.teams[1].object_id(base.teams[1].numbers[0])
+    shares = {}
+    for overlap in (0.0, 0.6):
+        spec = dataclasses.replace(base, hidden={hider: (target, 0, 120)}, number_overlap=overlap)
+        own = []
+        for _, _, rows in iter_clip(spec):
+            for r in rows:
+                if r["number_visible"]:
+                    mask = rle_decode(r["mask_rle"], spec.height, spec.width)
+                    nx1, ny1, nx2, ny2 = (int(r[k]) for k in ("nx1", "ny1", "nx2", "ny2"))
+                    own.append(mask[ny1:ny2, nx1:nx2].mean())
+        shares[overlap] = own
+    assert min(shares[0.0]) == 1.0
+    assert min(shares[0.6]) >= 0.4 and min(shares[0.6]) < 1.0  # reaches into another's mask
+    assert len(shares[0.6]) > len(shares[0.0])
+
+
+def test_hard_game_is_deterministic_under_its_seed(tmp_path: Path) -> None:
+    def labels(root: Path, seed: int) -> tuple[pa.Table, dict]:
+        game = make_game(
+            root / "g",
+            root / "l",
+            seed=seed,
+            clips=1,
+            seconds=0.5,
+            size=(320, 180),
+            difficulty="hard",
+        )
+        return pq.read_table(game.labels[0]), dict(game.specs[0].hidden)
+
+    first, hidden = labels(tmp_path / "a", 7)
+    again, hidden_again = labels(tmp_path / "b", 7)
+    other, _ = labels(tmp_path / "c", 8)
+    assert first.equals(again) and hidden == hidden_again
+    assert not first.equals(other)
+    assert len(hidden) == WORLD_PRESETS["hard"].hidden_players
+    for hider, (target, start, end) in hidden.items():
+        assert hider.split("#")[0] != target.split("#")[0]  # behind an opponent
+        assert 0 <= start < end <= 15
+
+
+@pytest.mark.parametrize(
+    ("noise", "enter", "count"),
+    [
+        (WorldNoise(), {}, 0),
+        (WorldNoise(hidden_players=1, hidden_share=0.5), {}, 1),
+        (WorldNoise(hidden_players=3, hidden_share=0.5), {}, 3),
+        (WorldNoise(hidden_players=9, hidden_share=0.5), {}, 3),  # one per opponent at most
+        (WorldNoise(hidden_players=2, hidden_share=0.0), {}, 0),
+    ],
+)
+def test_pick_hidden(noise: WorldNoise, enter: dict, count: int) -> None:
+    from hoopray.synthetic import _pick_hidden
+
+    _, teams = make_roster(3, ("#1d428a", "#ce1141"), 3)
+    picked = _pick_hidden(3, 0, teams, enter, {}, 100, noise)
+    assert len(picked) == count
+    targets = [t for t, _, _ in picked.values()]
+    assert len(set(targets)) == len(targets) and not set(targets) & set(picked)
+    assert all(end - start == round(noise.hidden_share * 100) for _, start, end in picked.values())
+    assert picked == _pick_hidden(3, 0, teams, enter, {}, 100, noise)

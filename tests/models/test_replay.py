@@ -3,6 +3,8 @@ short synthetic clip decoded from H.264."""
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +15,17 @@ import supervision as sv
 
 from hoopray.masks import rle_encode
 from hoopray.models.base import CLASS_NAME, SOURCE, Roles
-from hoopray.models.replay import ReplayWorld, misread
+from hoopray.models.replay import (
+    DETECTOR_PRESETS,
+    READER_PRESETS,
+    TRACKER_PRESETS,
+    ReaderNoise,
+    ReplayWorld,
+    TrackerNoise,
+    misread,
+    noise_preset,
+    persistent_confusion,
+)
 from hoopray.synthetic import clip_key, draw_stamp, make_game
 from hoopray.types import LABELS
 from hoopray.video import iter_frames
@@ -282,3 +294,185 @@ def test_doubles_on_decoded_synthetic_clip(tmp_path: Path) -> None:
     assert checked > 0
     assert sorted(owners) == list(range(1, len(owners) + 1))
     assert len(set(owners.values())) == len(owners) == len(game.on_court)
+
+
+# --------------------------------------------------------------------------- noise
+
+
+@pytest.mark.parametrize(
+    ("presets", "difficulty", "knobs", "expected"),
+    [
+        (READER_PRESETS, None, {}, ReaderNoise()),
+        (READER_PRESETS, "easy", {"persistent_rate": None}, ReaderNoise()),
+        (READER_PRESETS, "realistic", {}, READER_PRESETS["realistic"]),
+        (
+            DETECTOR_PRESETS,
+            "hard",
+            {"miss_rate": 0.0},
+            replace(DETECTOR_PRESETS["hard"], miss_rate=0.0),
+        ),
+        (TRACKER_PRESETS, "realistic", {"switch_iou": 0.5}, TrackerNoise(0.05, 0.5)),
+    ],
+)
+def test_noise_presets(presets: dict, difficulty: str | None, knobs: dict, expected) -> None:
+    assert noise_preset(presets, difficulty, **knobs) == expected
+
+
+def test_presets_grow_harder() -> None:
+    for presets in (DETECTOR_PRESETS, TRACKER_PRESETS, READER_PRESETS):
+        easy, realistic, hard = (presets[d] for d in ("easy", "realistic", "hard"))
+        for f in dataclasses.fields(easy):
+            if f.name in ("switch_iou", "persistence", "misread_rate"):
+                continue
+            assert getattr(easy, f.name) == 0 < getattr(realistic, f.name)
+            assert getattr(realistic, f.name) <= getattr(hard, f.name)
+
+
+@pytest.mark.parametrize(
+    ("difficulty", "knobs", "message"),
+    [
+        ("medium", {}, "difficulty"),
+        ("easy", {"blur": 1.0}, "unknown noise knobs"),
+        ("easy", {"persistent_rate": 1.5}, "persistent_rate"),
+        ("easy", {"misread_rate": -0.1}, "misread_rate"),
+    ],
+)
+def test_noise_preset_rejects_bad_values(difficulty: str, knobs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        noise_preset(READER_PRESETS, difficulty, **knobs)
+
+
+def test_doubles_take_difficulty_and_knobs(world: ReplayWorld) -> None:
+    reader = world.reader("hard", persistent_rate=0.5)
+    assert reader.noise == replace(READER_PRESETS["hard"], persistent_rate=0.5)
+    assert reader.misread_rate == READER_PRESETS["hard"].misread_rate
+    assert world.reader().misread_rate == world.misread_rate  # easy keeps the world's
+    assert world.detector("realistic").noise == DETECTOR_PRESETS["realistic"]
+    assert world.tracking(difficulty="hard").noise == TRACKER_PRESETS["hard"]
+    with pytest.raises(ValueError):
+        world.tracking(difficulty="hard", id_switch_rate=2.0)
+
+
+@pytest.mark.parametrize(
+    ("number", "options"),
+    [
+        ("23", {"2", "3", "73", "28"}),  # a digit dropped, 2/7, 3/8
+        ("8", {"3", "6", "0"}),
+        ("7", {"2", "1"}),
+        ("00", {"0", "80", "8"}),  # 08 reads 8
+        ("4", {"1"}),
+    ],
+)
+def test_persistent_confusion(number: str, options: set[str]) -> None:
+    seen = {persistent_confusion(number, np.random.default_rng(seed)) for seed in range(200)}
+    assert seen == options
+
+
+def _viewed_world(tmp_path: Path, frames: int = 60, **reader: float) -> list:
+    """Reads of A#23 on every frame, its number turning away on every 10th frame (views
+    of 9 frames)."""
+    rows = [label_row(f, "A#23", visible=f % 10 != 0) for f in range(frames)]
+    world = ReplayWorld(write_labels(tmp_path, rows), misread_rate=0.0, seed=3)
+    detector, read = world.detector(), world.reader(**reader)
+    out = []
+    for index in range(frames):
+        frame = stamped(index)
+        (found,) = detector.detect([frame])
+        out.append(
+            [(index, r.text, r.confidence) for r in read.read(number_crops(world, frame, found))]
+        )
+    return [r for reads in out for r in reads]
+
+
+def test_persistent_misreads_repeat_over_a_view(tmp_path: Path) -> None:
+    reads = _viewed_world(tmp_path, persistent_rate=1.0, persistence=1.0, confident_misreads=1.0)
+    by_view: dict[int, set] = {}
+    for index, text, _ in reads:
+        by_view.setdefault(index // 10, set()).add(text)
+    assert all(len(texts) == 1 for texts in by_view.values())  # one confusion per view
+    assert set().union(*by_view.values()) <= {"2", "3", "73", "28"}
+    assert np.mean([c for _, _, c in reads]) > 0.6  # confident misreads
+    unsure = _viewed_world(tmp_path, persistent_rate=1.0, persistence=1.0)
+    assert [t for _, t, _ in unsure] == [t for _, t, _ in reads]
+    assert np.mean([c for _, _, c in unsure]) < 0.55
+    right = _viewed_world(tmp_path, persistent_rate=0.0)
+    assert {t for _, t, _ in right} == {"23"}
+
+
+def test_covered_digits_drop(tmp_path: Path) -> None:
+    rows = []
+    for f in range(3):
+        row = label_row(f, "A#23")
+        pixels = np.zeros((HEIGHT, WIDTH), dtype=bool)
+        pixels[40:150, 40:80] = True
+        pixels[60:76, 60:68] = False  # someone nearer covers the right half of the number
+        row["mask_rle"] = rle_encode(pixels)
+        rows.append(row)
+    world = ReplayWorld(write_labels(tmp_path, rows), misread_rate=0.0)
+    frame = stamped(0)
+    (found,) = world.detector().detect([frame])
+    crops = number_crops(world, frame, found)
+    assert [r.text for r in world.reader(covered_digit_drop=1.0).read(crops)] == ["2"]
+    assert [r.text for r in world.reader().read(crops)] == ["23"]
+
+
+@pytest.mark.parametrize(
+    ("knobs", "players", "numbers"),
+    [
+        ({}, 2, 2),
+        ({"miss_rate": 1.0}, 0, 2),
+        ({"number_miss_rate": 1.0}, 2, 0),
+    ],
+)
+def test_detector_misses(world: ReplayWorld, knobs: dict, players: int, numbers: int) -> None:
+    (found,) = world.detector(**knobs).detect([stamped(0)])
+    assert len(ROLES.select(found, "player")) == players
+    assert len(ROLES.select(found, "number")) == numbers
+
+
+def test_detector_false_numbers_and_jitter(world: ReplayWorld) -> None:
+    detector = world.detector(false_numbers=6.0, box_jitter=0.3)
+    counts, kinds = [], set()
+    for index in range(3):
+        frame = stamped(index)
+        (found,) = detector.detect([frame])
+        numbers = ROLES.select(found, "number")
+        counts.append(len(numbers))
+        kinds |= {n.kind for n in world.seen.numbers}
+        truth = [OBJECTS["A#23"][4], OBJECTS["B#7"][4]]
+        for box, real in zip(numbers.xyxy[:2].tolist(), truth, strict=True):
+            assert box[0] <= real[0] and box[1] <= real[1] and box[2] >= real[2]
+        reads = world.reader().read(number_crops(world, frame, found))
+        assert len(reads) == len(numbers) and all(r.text is not None for r in reads[:2])
+    assert max(counts) > 2 and kinds - {"number"}
+    (again,) = world.detector(false_numbers=6.0, box_jitter=0.3).detect([stamped(0)])
+    assert len(ROLES.select(again, "number")) == counts[0]  # deterministic
+
+
+def _crossing_labels(tmp_path: Path) -> ReplayWorld:
+    """A#23 and B#7 walk into each other on frame 2 and apart again."""
+    rows = []
+    for f, (ax, bx) in enumerate([(20, 140), (50, 110), (80, 90), (110, 60), (140, 30)]):
+        for obj, x in (("A#23", ax), ("B#7", bx)):
+            row = label_row(f, obj, mask=False)
+            row.update(
+                x1=x, x2=x + 40, number_visible=False, nx1=None, ny1=None, nx2=None, ny2=None
+            )
+            rows.append(row)
+    return ReplayWorld(write_labels(tmp_path, rows))
+
+
+@pytest.mark.parametrize(("rate", "swapped"), [(0.0, False), (1.0, True)])
+def test_tracker_switches_ids_when_players_cross(
+    tmp_path: Path, rate: float, swapped: bool
+) -> None:
+    world = _crossing_labels(tmp_path)
+    tracker = world.tracking(id_switch_rate=rate).open()
+    boxes = np.asarray([[20, 40, 60, 150], [140, 40, 180, 150]], dtype=np.float32)
+    first = tracker.start(stamped(0), sv.Detections(xyxy=boxes))
+    owner = dict(zip(first.tracker_id.tolist(), first.xyxy[:, 0].tolist(), strict=True))
+    assert owner == {1: 20.0, 2: 140.0}
+    for index in range(1, 5):
+        tracks = tracker.step(stamped(index))
+    last = dict(zip(tracks.tracker_id.tolist(), tracks.xyxy[:, 0].tolist(), strict=True))
+    assert last == ({1: 30.0, 2: 140.0} if swapped else {1: 140.0, 2: 30.0})
