@@ -50,7 +50,8 @@ Rules, in order:
      posterior. ``posterior``, ``margin`` and ``runner_up`` (``"<team>#<number>"``, team
      ``?`` when unknown or ``cluster <k>`` without a naming) are stored for tracks with
      a readable read; ``confirmed_at_frame`` is the first frame from which the evidence
-     seen so far (without the swap analysis) confirmed the final pair.
+     seen so far (without the swap analysis) confirmed the final pair, or the track's last
+     evidence frame when only the swap analysis confirms it.
    - ``streak`` (the notebook's rule: ``reads_to_confirm`` agreeing reads in a row) or
      ``majority``: each track's reads are fed in (frame, read_id) order to a voter from
      :func:`hoopray.voting.make_voter`; ``confirmed_at_frame`` is the frame of the read
@@ -135,7 +136,7 @@ class ResolveConfig:
     misread_rate: float = 0.2
     persistent_misread: float = 0.2
     off_roster_prior: float = 0.02
-    team_vote_weight: float = 0.5
+    team_vote_weight: float = 0.7
     id_switch_prior: float = 0.03
     crossing_iou: float = 0.3
 
@@ -583,7 +584,6 @@ class _PosteriorResult:
     decision: voting.PairDecision
     team_slot: int | None  # the slot with the larger team marginal (None on a tie)
     confirmed_at: int | None
-    own: float  # the best pair's posterior from the track's own evidence, one player
 
 
 def _decide_track(
@@ -608,7 +608,6 @@ def _decide_track(
     """
     cfg = model.cfg
     final, single = model.posterior(ev)
-    alone = final
     if cfg.id_switch_prior > 0 and swaps:
         log_odds, majors = [], []
         prior = np.log(cfg.id_switch_prior) - np.log1p(-cfg.id_switch_prior)
@@ -658,8 +657,7 @@ def _decide_track(
                 break
         if confirmed_at is None:
             confirmed_at = int(points[-1])
-    own = float(alone[decision.slot, decision.number])
-    return _PosteriorResult(decision, team_slot, confirmed_at, own)
+    return _PosteriorResult(decision, team_slot, confirmed_at)
 
 
 @dataclass
@@ -766,8 +764,7 @@ def _decide_posterior(
         out.margin[k] = d.margin
         out.runner_up[k] = f"{slots.labels[d.runner_slot]}#{voting.NUMBERS[d.runner_number]}"
         out.agreeing[k] = int(np.count_nonzero(ev.numbers == d.number))
-        # never a number that neither the track was read as nor its own reads imply
-        if d.confirmed and (out.agreeing[k] > 0 or result.own >= cfg.min_posterior):
+        if d.confirmed and out.agreeing[k] > 0:  # never a number this track was not read as
             out.number[k] = voting.NUMBERS[d.number]
             out.team_name[k] = slots.names[d.slot]
             out.confirmed_at[k] = result.confirmed_at

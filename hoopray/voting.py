@@ -6,6 +6,13 @@ reset; later reads still count in the statistics but never change it.
 
 Values are compared as given: normalise them first (:func:`hoopray.numbers.normalise_number`).
 ``None`` and blank strings are unreadable reads: they neither count nor break a streak.
+
+The second half holds the joint identity posterior of :mod:`hoopray.resolve`'s default
+policy, as pure numpy functions: a confusion model of digit misreads
+(:func:`confusion_matrix`), the likelihood of a run of reads of one view that may repeat a
+misread (:func:`run_loglik`), team votes (:func:`team_loglik`), the roster prior
+(:func:`roster_log_prior`), the posterior over (team, number) pairs
+(:func:`pair_posterior`) and the decision (:func:`decide_pair`).
 """
 
 from __future__ import annotations
