@@ -7,12 +7,13 @@ ARGS ?=
 
 .PHONY: run test lint bench smoke weights
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	test -x $(PY) || python3.11 -m venv $(VENV) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
-	$(PY) -m pip install -q -e ".[test]"
+	$(PY) -m pip install -q -e ".[test,ocr]"
 	touch $(STAMP)
 
+# On a fresh clone (no games under data.root, no weights) this runs the demo (hoopray/demo.py).
 run: $(STAMP)
 	$(PY) jobs/process_games.py $(ARGS)
 

@@ -187,9 +187,11 @@ def fit_teams(
     clips: list[ClipRef], models: Models, roster: Roster | None
 ) -> tuple[TeamModel, TeamNaming | None]:
     """The game's team model and naming; PCA instead of UMAP (no numba compile)."""
-    from hoopray.teams import TeamsConfig, fit_game, name_clusters
+    from hoopray.teams import TeamsConfig, fit_team_model, name_clusters, sample_game
 
-    model, _ = fit_game(clips, models, TeamsConfig(umap_neighbors=10_000))
+    cfg = TeamsConfig(umap_neighbors=10_000)
+    sample, embeddings = sample_game(clips, models, cfg)
+    model = fit_team_model(embeddings, cfg, sample=sample)
     naming = name_clusters(model, roster) if roster is not None else None
     return model, naming
 

@@ -142,10 +142,10 @@ def run(root: Path, seeds: list[int]) -> int:
                 ClipRef(game_id, c, p, "bench")
                 for c, p in zip(game.clip_ids, game.clips, strict=True)
             ]
-            sample = collect_game_crops(clips, world.detector(), Models().roles, cfg.stride_seconds)
+            sample = collect_game_crops(clips, world.detector(), Models().roles, cfg)
             embeddings = embed_crops(embedder, sample.crops)
             start = time.perf_counter()
-            model = fit_team_model(embeddings, seed=cfg.seed)
+            model = fit_team_model(embeddings, cfg)
             fit_s = time.perf_counter() - start
             roster = load_roster(game.roster_path)
             naming = name_clusters(model, roster, sample.crops, model.labels)
@@ -163,7 +163,7 @@ def run(root: Path, seeds: list[int]) -> int:
             box_acc = float((named == np.array(by_box, dtype=object)).mean())
 
             half = np.arange(len(embeddings)) % 2 == 0
-            fitted = fit_team_model(embeddings[half], seed=cfg.seed)
+            fitted = fit_team_model(embeddings[half], cfg)
             half_naming = name_clusters(
                 fitted, roster, [c for c, h in zip(sample.crops, half, strict=True) if h],
                 fitted.labels,
@@ -200,7 +200,7 @@ def run(root: Path, seeds: list[int]) -> int:
     big = rng.normal(0, 1, (2000, 768)).astype(np.float32)
     big[:1000] += 0.5 * rng.normal(0, 1, 768).astype(np.float32)
     start = time.perf_counter()
-    big_model = fit_team_model(big, seed=0)
+    big_model = fit_team_model(big)
     big_fit = time.perf_counter() - start
     big_queries = rng.normal(0, 1, (200, 768)).astype(np.float32)
     big_ours = time_call(lambda: big_model.predict(big_queries), 10)

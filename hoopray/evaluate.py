@@ -21,6 +21,10 @@ dropped. On the matches:
   most often; the track is right when its confirmed number equals that object's number.
   Denominator: tracks matched to a labelled player. ``wrong_confirmations`` counts
   confirmed tracks whose number differs from their object's.
+- off-roster tracks (a number confirmed for a team whose roster lacks it, shown with no
+  name) are neither claims nor confirmations: ``off_roster_tracks`` counts those matched
+  to a labelled player, ``off_roster_numbers_right`` those whose number is the object's
+  (the roster lacks a real player's number) rather than a misread.
 - team accuracy: matched player-frames whose predicted team equals the label's, over
   matched player-frames with a predicted team (``team_coverage`` gives that share).
 - median frames to confirm (confirmed_at_frame - first_frame) and median reads seen by
@@ -68,6 +72,8 @@ class ClipScore:
     idf1: float
     mota: float
     hota: float
+    off_roster_tracks: int = 0
+    off_roster_numbers_right: int = 0
 
     def as_dict(self) -> dict[str, float | int]:
         return asdict(self)
@@ -188,18 +194,22 @@ def score_clip(
 
     object_number = dict(zip(lab_obj, lab_num, strict=True))
     track_number: dict[int, str | None] = {}
-    track_confirmed: dict[int, bool] = {}
+    track_status: dict[int, str] = {}
     for t, n, s in zip(pred_tid, pred_num, pred_status, strict=True):
         track_number[t] = n
-        track_confirmed[t] = s == "confirmed"
-    tracks_right = wrong_confirmations = 0
+        track_status[t] = s
+    tracks_right = wrong_confirmations = off_roster = off_roster_right = 0
     for t, counter in track_objects.items():
         obj = counter.most_common(1)[0][0]
-        if track_confirmed[t]:
-            if track_number[t] == object_number[obj]:
+        number_right = track_number[t] == object_number[obj]
+        if track_status[t] == "confirmed":
+            if number_right:
                 tracks_right += 1
             else:
                 wrong_confirmations += 1
+        elif track_status[t] == "off_roster":
+            off_roster += 1
+            off_roster_right += number_right
 
     frames_to_confirm: list[float] = []
     reads_to_confirm: list[float] = []
@@ -230,6 +240,8 @@ def score_clip(
         median_frames_to_confirm=_median(frames_to_confirm),
         median_reads_to_confirm=_median(reads_to_confirm),
         **tracking,
+        off_roster_tracks=off_roster,
+        off_roster_numbers_right=off_roster_right,
     )
 
 
@@ -350,6 +362,8 @@ def pool(scores: dict[tuple[str, str], ClipScore]) -> dict[str, float]:
         "identity_f1": _ratio(2 * precision * recall, precision + recall),
         "track_number_accuracy": _ratio(sum(x.tracks_number_right for x in s), tracks),
         "wrong_confirmations": sum(x.wrong_confirmations for x in s),
+        "off_roster_tracks": sum(x.off_roster_tracks for x in s),
+        "off_roster_numbers_right": sum(x.off_roster_numbers_right for x in s),
         "team_accuracy": wmean("team_accuracy"),
         "median_frames_to_confirm": wmean("median_frames_to_confirm"),
         "median_reads_to_confirm": wmean("median_reads_to_confirm"),
@@ -367,6 +381,7 @@ def format_table(scores: dict[tuple[str, str], ClipScore]) -> str:
         ("id F1", "identity_f1"),
         ("trk #acc", "track_number_accuracy"),
         ("wrong", "wrong_confirmations"),
+        ("off rost", "off_roster_tracks"),
         ("team acc", "team_accuracy"),
         ("IDF1", "idf1"),
         ("MOTA", "mota"),

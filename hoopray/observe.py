@@ -12,6 +12,9 @@ Per frame ``i`` (0-based, as decoded):
   gives players and numbers together; the first detection frame with players prompts the
   tracker, later ones hand their players to the tracker so that players who enter later
   are added (the tracker decides which ones are new).
+- detection frames: every detection (players, numbers, referees, ball, rim) becomes an
+  ``observations/detections`` row with its role and, for a player, the track it matches
+  (:mod:`hoopray.detections`).
 - every frame once tracking started: the tracker steps; each live track with a non-empty
   mask becomes an ``observations/tracks`` row (box of the cleaned mask, area, COCO RLE,
   and the class and confidence of the player detection it matches on detection frames,
@@ -25,31 +28,40 @@ Per frame ``i`` (0-based, as decoded):
   *early-stopped* (below). Every read is recorded with its IoS to every track it overlaps
   (``observations/reads``).
 - team evidence (with an embedder): on a track's first frame and every ``team_stride``
-  frames after, the central part of its box is embedded and the embedding is recorded
-  (float16) with ``own_fraction``, the share of that crop covered by the track's own mask
-  (``observations/team_votes``). No team model is involved: :func:`hoopray.resolve.resolve`
-  assigns the clusters, so refitting a game's team model re-observes nothing.
+  frames after, the central part of its box is cropped with every pixel that is not the
+  track's own mask blanked (set to :data:`hoopray.teams.BLANK`, which the colour embedder
+  skips: the background and other players do not vote; :func:`team_crop`), embedded, and
+  the embedding is recorded (float16) with ``own_fraction``, the share of that crop
+  covered by the track's own mask (``observations/team_votes``). No team model is
+  involved: :func:`hoopray.resolve.resolve` assigns the clusters, so refitting a game's
+  team model re-observes nothing.
 
 Early stop (``skip_policy``, ``skip_confirmed_reads``): OCR is the expensive part, so a
 track stops being read once its identity is decided by its own reads (those where it is the
 best overlapping track with IoS >= ``skip_min_ios``), under the rule of resolve's default
 policy: ``posterior`` (the default), the number posterior of
-:class:`hoopray.resolve.ResolveConfig`'s defaults confirms a number, with resolve's prior
-for a track of unknown team (observe knows no teams): the game's two rosters mixed when
-:func:`observe` is given the roster, else uniform; or ``streak``,
-:class:`hoopray.voting.StreakVoter` with ``n = skip_confirmed_reads`` (that many equal
-readable reads in a row; an unreadable read neither counts nor breaks the run). This only
-saves work: :func:`hoopray.resolve.resolve` still decides from the stored reads. The
-trade-offs: a resolve config stricter than the early stop's rule (a higher ``min_posterior`` or
-``min_margin``, more ``reads_to_confirm`` than ``skip_confirmed_reads``, a higher IoS than
-``skip_min_ios``) finds fewer reads than a full read would give; so does a sweep of
-``min_read_confidence``, which may turn some of the early-stopping reads into unreadable
-ones. Resolve, knowing the track's team, weighs the numbers of that team's roster only: a
-track whose reads settle on a number of the other team's roster may stop being read before
-resolve would confirm it, and without a roster here reading goes on longer than resolve
-needs. Set the early stop to the strictest setting you plan to sweep, or
-``skip_confirmed_reads`` to None to read every number on every read frame. Likewise the IoS
-gate: resolve thresholds below ``read_min_ios`` find no reads.
+:class:`hoopray.resolve.ResolveConfig`'s defaults confirms a number at a posterior of at
+least ``skip_min_posterior`` (0.96, stricter than resolve's 0.8: resolve's posterior of a
+(team, number) pair also carries the team's uncertainty, so a number just over resolve's
+bar here often stays under it there), with resolve's prior for a track of unknown team
+(observe knows no teams): the game's two rosters mixed when :func:`observe` is given the
+roster, else uniform; or ``streak``, :class:`hoopray.voting.StreakVoter` with ``n =
+skip_confirmed_reads`` (that many equal readable reads in a row; an unreadable read neither
+counts nor breaks the run). Where two tracks start to overlap (box IoU at least resolve's
+``crossing_iou``: where a tracker may swap their players, see
+:func:`hoopray.resolve.crossings`) both are reopened: read again until their reads from
+then on decide them. This only saves work: :func:`hoopray.resolve.resolve` still decides
+from the stored reads. The trade-offs: a resolve config stricter than the early stop's rule
+(a higher ``min_posterior`` than ``skip_min_posterior``, a higher ``min_margin``, more
+``reads_to_confirm`` than ``skip_confirmed_reads``, a higher IoS than ``skip_min_ios``)
+finds fewer reads than a full read would give; so does a sweep of ``min_read_confidence``,
+which may turn some of the early-stopping reads into unreadable ones. Resolve, knowing the
+track's team, weighs the numbers of that team's roster only: a track whose reads settle on
+a number of the other team's roster may stop being read before resolve would confirm it,
+and without a roster here reading goes on longer than resolve needs. Set the early stop to
+the strictest setting you plan to sweep, or ``skip_confirmed_reads`` to None to read every
+number on every read frame. Likewise the IoS gate: resolve thresholds below
+``read_min_ios`` find no reads.
 
 Per frame, nothing the size of the frame is copied: the masks the tracker returns are read
 once for their areas, boxes and COCO RLE strings (:func:`hoopray.masks.encode_masks`, which
@@ -77,6 +89,7 @@ import numpy as np
 import pyarrow as pa
 
 from hoopray import voting
+from hoopray.detections import class_roles, detection_rows
 from hoopray.geometry import (
     box_pixels,
     clip_boxes,
@@ -86,8 +99,10 @@ from hoopray.geometry import (
 )
 from hoopray.masks import MaskSummary, clean_masks, encode_masks
 from hoopray.models.base import CLASS_NAME, SOURCE, Models, Tracker
+from hoopray.teams import BLANK
 from hoopray.types import (
     OBS_CLIP,
+    OBS_DETECTIONS,
     OBS_READS,
     OBS_TEAM_VOTES,
     OBS_TRACKS,
@@ -113,7 +128,7 @@ RowSink = Callable[[str, pa.RecordBatch], None]
 SKIP_POLICIES = ("posterior", "streak")
 """Rules of the OCR early stop (``ObserveConfig.skip_policy``)."""
 
-STREAMED_TABLES = ("tracks", "reads", "team_votes")
+STREAMED_TABLES = ("tracks", "reads", "team_votes", "detections")
 """The observation tables whose rows go to the sink (``clip`` is one row, returned)."""
 
 
@@ -146,6 +161,10 @@ class ObserveConfig:
             a row that decide; None reads every number on every read frame, whatever the
             policy.
         skip_min_ios: a read counts towards the early stop only with at least this IoS.
+        skip_min_posterior: the posterior early stop's bar: the best number's posterior
+            (resolve's, for a track of unknown team) must reach this, above resolve's
+            ``min_posterior``, because resolve's pair posterior also carries the track's
+            team uncertainty and sees the track's later reads.
         max_frames: observe only the first ``max_frames`` frames (None: all).
         mask_clean_distance: keep a mask's main segment and the pieces within this fraction
             of its diagonal (:func:`hoopray.masks.clean_masks`); None (the default) keeps
@@ -166,6 +185,7 @@ class ObserveConfig:
     skip_policy: str = "posterior"
     skip_confirmed_reads: int | None = 3
     skip_min_ios: float = 0.9
+    skip_min_posterior: float = 0.96
     max_frames: int | None = None
     mask_clean_distance: float | None = None
 
@@ -187,6 +207,10 @@ class ObserveConfig:
         if self.skip_policy not in SKIP_POLICIES:
             raise ValueError(
                 f"observe.skip_policy must be one of {SKIP_POLICIES}, got {self.skip_policy!r}"
+            )
+        if not 0.0 <= self.skip_min_posterior <= 1.0:
+            raise ValueError(
+                f"observe.skip_min_posterior must be in [0, 1], got {self.skip_min_posterior}"
             )
         if not 0.0 <= self.read_min_ios <= 1.0:
             raise ValueError(f"observe.read_min_ios must be in [0, 1], got {self.read_min_ios}")
@@ -282,9 +306,11 @@ class _EarlyStop:
     :class:`hoopray.voting.StreakVoter` confirms after ``needed`` equal readable reads in
     a row. ``policy`` "posterior": the number posterior of resolve's default
     :class:`hoopray.resolve.ResolveConfig` (confusion model, runs two read strides apart,
-    reads weighed by confidence x IoS) confirms its best number, with resolve's prior for a
-    track of unknown team: both teams' rosters mixed (``rosters``), or uniform without a
-    roster. ``needed`` None decides nothing.
+    reads weighed by confidence x IoS) confirms its best number at a posterior of at least
+    ``min_posterior`` (and resolve's own bar), with resolve's prior for a track of unknown
+    team: both teams' rosters mixed (``rosters``), or uniform without a roster. A track that
+    crosses another (:meth:`reopen`) is decided again from its later reads only. ``needed``
+    None decides nothing.
     """
 
     needed: int | None
@@ -292,15 +318,17 @@ class _EarlyStop:
     policy: str = "streak"
     run_gap: int = 10
     rosters: tuple[frozenset[str], ...] = ()
+    min_posterior: float = 0.0
 
     def __post_init__(self) -> None:
         self.done: set[int] = set()
         self._voter = StreakVoter(self.needed) if self.needed and self.policy == "streak" else None
         self._reads: dict[int, list[tuple[int, int, float]]] = {}
-        if self.policy == "posterior":
-            from hoopray.resolve import ResolveConfig
+        from hoopray.resolve import ResolveConfig
 
-            self._resolve = ResolveConfig()
+        self._resolve = ResolveConfig()
+        self.crossing_iou = self._resolve.crossing_iou
+        if self.policy == "posterior":
             self._confusion = voting.confusion_matrix(self._resolve.misread_rate)
             off_roster = self._resolve.off_roster_prior
             if self.rosters:
@@ -308,6 +336,14 @@ class _EarlyStop:
                 self._prior = np.logaddexp.reduce(both, axis=0)[None, :]
             else:
                 self._prior = voting.roster_log_prior([None], off_roster)
+
+    def reopen(self, track_id: int) -> None:
+        """Forget what decided ``track_id``: it crossed another track, which may have
+        swapped their players, so it is read again until its reads from now on decide."""
+        self.done.discard(track_id)
+        self._reads.pop(track_id, None)
+        if self._voter is not None:
+            self._voter.reset(track_id)
 
     def update(
         self, track_id: int, ios: float, text: str | None, confidence: float = 1.0, frame: int = 0
@@ -333,7 +369,8 @@ class _EarlyStop:
             cfg.persistent_misread,
         )
         probs = voting.pair_posterior(self._prior, np.zeros(1), number_ll)
-        if voting.decide_pair(probs, cfg.min_posterior, cfg.min_margin).confirmed:
+        bar = max(cfg.min_posterior, self.min_posterior)
+        if voting.decide_pair(probs, bar, cfg.min_margin).confirmed:
             self.done.add(track_id)
             del self._reads[track_id]
 
@@ -425,7 +462,7 @@ class _ClipObserver:
     ):
         self.models = models
         self.cfg = cfg
-        self.tracks, self.reads, self.team_votes = (
+        self.tracks, self.reads, self.team_votes, self.detections = (
             _TableBuilder(
                 schema,
                 _CHUNK_ROWS,
@@ -433,17 +470,22 @@ class _ClipObserver:
                 None if sink is None else functools.partial(sink, name),
             )
             for name, schema in zip(
-                STREAMED_TABLES, (OBS_TRACKS, OBS_READS, OBS_TEAM_VOTES), strict=True
+                STREAMED_TABLES,
+                (OBS_TRACKS, OBS_READS, OBS_TEAM_VOTES, OBS_DETECTIONS),
+                strict=True,
             )
         )
+        self.class_roles = class_roles(models.roles)
         self.early_stop = _EarlyStop(
             cfg.skip_confirmed_reads,
             cfg.skip_min_ios,
             cfg.skip_policy,
             2 * cfg.read_stride,
             () if roster is None else tuple(frozenset(t.players) for t in roster.teams),
+            cfg.skip_min_posterior,
         )
         self.last_team_frame: dict[int, int] = {}
+        self.touching: set[tuple[int, int]] = set()
         self.tracker: Tracker | None = None
         self.track_ids: set[int] = set()
         self.frames = 0
@@ -484,6 +526,8 @@ class _ClipObserver:
 
         if self.tracker is None:
             if prompts is None or len(prompts) == 0:
+                if detections is not None:
+                    self._record_detections(index, detections, self._no_tracks())
                 if is_read and detections is not None:
                     self._read_numbers(index, frame, detections, self._no_tracks())
                 return
@@ -498,10 +542,32 @@ class _ClipObserver:
             default_source = TrackSource.PROPAGATED
 
         tracks = self._record_tracks(index, live, players, default_source)
+        if cfg.skip_confirmed_reads is not None:
+            self._reopen_crossed(tracks)
+        if detections is not None:
+            self._record_detections(index, detections, tracks)
         if is_read and detections is not None:
             self._read_numbers(index, frame, detections, tracks)
         if self.models.embedder is not None:
             self._team_evidence(index, frame, tracks)
+
+    def _record_detections(self, index: int, detections: sv.Detections, tracks: _Live) -> None:
+        """Record every detection of a detection frame, players with their matched track."""
+        self.detections.extend(
+            detection_rows(index, detections, self.class_roles, tracks.boxes, tracks.track_ids)
+        )
+
+    def _reopen_crossed(self, tracks: _Live) -> None:
+        """Reopen both tracks of every pair that starts to overlap on this frame (box IoU at
+        least resolve's ``crossing_iou``, as :func:`hoopray.resolve.crossings` finds them)."""
+        now = touching_pairs(tracks.boxes, tracks.track_ids, self.early_stop.crossing_iou)
+        present = set(tracks.track_ids.tolist())
+        for one, two in now - self.touching:
+            self.early_stop.reopen(one)
+            self.early_stop.reopen(two)
+        self.touching = now | {
+            p for p in self.touching if p[0] not in present or p[1] not in present
+        }
 
     def _no_tracks(self) -> _Live:
         width, height = self.size or (0, 0)
@@ -659,12 +725,12 @@ class _ClipObserver:
         crops: list[np.ndarray] = []
         own: list[float] = []
         for k, (c1, r1, c2, r2) in zip(due, bounds.tolist(), strict=True):
-            image = frame[r1:r2, c1:c2]
-            if not image.size:
+            if c2 <= c1 or r2 <= r1:
                 continue
+            mask = masks[tracks.keep[k]]
             kept.append(k)
-            crops.append(image.copy())
-            own.append(_own_fraction(masks[tracks.keep[k]], (c1, r1, c2, r2)))
+            crops.append(team_crop(frame, (c1, r1, c2, r2), mask))
+            own.append(_own_fraction(mask, (c1, r1, c2, r2)))
         if not crops:
             return
         assert self.models.embedder is not None
@@ -690,6 +756,39 @@ class _ClipObserver:
         )
 
 
+def touching_pairs(
+    boxes: np.ndarray, track_ids: np.ndarray, min_iou: float
+) -> set[tuple[int, int]]:
+    """``(lower id, higher id)`` of the tracks whose boxes overlap with IoU >= ``min_iou``."""
+    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    if len(b) < 2:
+        return set()
+    lo_xy = np.maximum(b[:, None, :2], b[None, :, :2])
+    hi_xy = np.minimum(b[:, None, 2:], b[None, :, 2:])
+    inter = np.clip(hi_xy - lo_xy, 0, None).prod(axis=2)
+    area = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    union = area[:, None] + area[None, :] - inter
+    iou = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+    ids = np.asarray(track_ids).tolist()
+    return {
+        (min(ids[i], ids[j]), max(ids[i], ids[j]))
+        for i, j in zip(*np.nonzero(np.triu(iou >= min_iou, 1)), strict=True)
+    }
+
+
+def team_crop(
+    frame: np.ndarray, bounds: tuple[int, int, int, int], mask: np.ndarray | None
+) -> np.ndarray:
+    """A copy of the pixels ``[c1, r1, c2, r2)`` of ``frame`` where every pixel outside
+    ``mask`` (the track's own, frame-sized) is :data:`hoopray.teams.BLANK`; without a mask,
+    the crop as it is. Empty bounds give an empty crop."""
+    c1, r1, c2, r2 = bounds
+    image = frame[r1:r2, c1:c2].copy()
+    if mask is not None and image.size:
+        image[~np.asarray(mask[r1:r2, c1:c2], dtype=bool)] = BLANK
+    return image
+
+
 def _own_fraction(mask: np.ndarray | None, bounds: tuple[int, int, int, int]) -> float:
     """Share of the pixels ``[c1, r1, c2, r2)`` that ``mask`` covers; 1.0 without a mask."""
     if mask is None:
@@ -707,6 +806,7 @@ def observe(
     sink: RowSink | None = None,
     observe_hash: str = "",
     roster: Roster | None = None,
+    decode_ahead: int = 0,
 ) -> Observations:
     """Run the models over one clip and record what they see.
 
@@ -724,19 +824,22 @@ def observe(
         roster: the game's roster, if known; it serves only the posterior early stop (its
             prior, as resolve's for a track of unknown team, so that a track stops being
             read about when resolve would confirm it) and nothing of it is recorded.
+        decode_ahead: frames decoded ahead on a thread while the models run (0: none);
+            it changes no result.
 
     Returns:
-        Observations with the ``observations/tracks``, ``reads``, ``team_votes`` and
-        ``clip`` tables; ``extra`` holds counters (detector and reader calls, numbers
-        seen, skipped by the early stop, left by the size and aspect gates
+        Observations with the ``observations/tracks``, ``reads``, ``team_votes``,
+        ``detections`` and ``clip`` tables; ``extra`` holds counters (detector and reader
+        calls, numbers seen, skipped by the early stop, left by the size and aspect gates
         (``numbers_illegible``), or by the IoS gate (``numbers_unassigned``)) and
-        ``rows``, the row count of each streamed table. With a ``sink``, ``tracks``, ``reads`` and
-        ``team_votes`` are empty tables of their schemas: their rows went to the sink.
+        ``rows``, the row count of each streamed table. With a ``sink``, the streamed tables
+        are empty tables of their schemas: their rows went to the sink.
 
     Raises:
         hoopray.video.VideoError: the clip cannot be opened or no frame decodes.
         ValueError: a required model is missing or a model breaks its contract.
     """
+    from hoopray.read_ahead import read_ahead
     from hoopray.video import VideoError, iter_frames, probe
 
     _check_models(models)
@@ -744,7 +847,8 @@ def observe(
     info = probe(clip.path)
     observer = _ClipObserver(models, cfg, sink, roster)
     try:
-        for index, frame in iter_frames(clip.path, stop=cfg.max_frames):
+        frames = iter_frames(clip.path, stop=cfg.max_frames)
+        for index, frame in read_ahead(frames, decode_ahead):
             observer.frame(index, frame)
     finally:
         observer.close()
@@ -777,4 +881,6 @@ def observe(
         **tables,
         clip=check_schema("observations/clip", clip_table),
         extra={**counts, "tracks": len(observer.track_ids), "rows": rows},
+        game_id=clip.game_id,
+        clip_id=clip.clip_id,
     )

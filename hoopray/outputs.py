@@ -2,8 +2,8 @@
 
 Under an output root ``<out>`` (any :mod:`hoopray.store` location):
 
-- ``tables/observations/{tracks,reads,team_votes,clip}``: what observe recorded;
-  ``clip`` is the completion marker, written last;
+- ``tables/observations/{detections,tracks,reads,team_votes,clip}``: what observe
+  recorded; ``clip`` is the completion marker, written last;
 - ``tables/identities/{frames,tracks}``: what resolve decided; ``tracks`` is the marker;
 - ``tables/status/clips``: one row per clip, written by the worker that finished it;
 - ``<game>/teams/``: the team model, its crop sample, naming and plots;
@@ -25,7 +25,8 @@ import pyarrow as pa
 from hoopray import store
 from hoopray.types import ClipStatus, Identities, Observations
 
-OBSERVATION_TABLES = ("tracks", "reads", "team_votes", "clip")
+OBSERVATION_TABLES = ("detections", "tracks", "reads", "team_votes", "clip")  # clip: marker
+OPTIONAL_OBSERVATIONS = ("detections",)  # absent from outputs written before it existed
 IDENTITY_TABLES = ("frames", "tracks")  # tracks last: it marks completion
 VIDEOS_DIR = "videos"
 ROSTER_FILE = "roster.yaml"
@@ -90,24 +91,38 @@ def delete_clip(out_root: str, game_id: str, clip_id: str) -> None:
 
 
 def write_observations(out_root: str, game_id: str, clip_id: str, obs: Observations) -> None:
-    """Write the four observation tables; ``clip`` last, so its presence marks completion."""
+    """Write the observation tables; ``clip`` last, so its presence marks completion."""
     for name in OBSERVATION_TABLES:
         store.write_table(out_root, f"observations/{name}", game_id, clip_id, getattr(obs, name))
 
 
 def read_observations(out_root: str, game_id: str, clip_id: str) -> Observations:
-    """A clip's stored observations (partition columns dropped), each read by its path.
+    """A clip's stored observations (partition columns dropped), each read by its path,
+    named by ``game_id`` and ``clip_id``. A clip observed before ``detections`` existed
+    gets an empty one.
 
     Raises:
         FileNotFoundError: the clip has no complete observations.
     """
+    from hoopray.types import empty_table
+
     tables = {}
     for name in OBSERVATION_TABLES:
         table = store.read_partition(out_root, f"observations/{name}", game_id, clip_id)
+        if table is None and name in OPTIONAL_OBSERVATIONS:
+            table = empty_table(f"observations/{name}")  # no marker: "clip" raises below
         if table is None:
             raise FileNotFoundError(f"{game_id}/{clip_id} has no complete observations")
         tables[name] = table
-    return Observations(**tables)
+    return Observations(**tables, game_id=game_id, clip_id=clip_id)
+
+
+def read_detections(out_root: str, game_id: str, clip_id: str) -> pa.Table:
+    """A clip's ``observations/detections`` (empty when it has none, or none complete)."""
+    from hoopray.types import empty_table
+
+    table = store.read_partition(out_root, "observations/detections", game_id, clip_id)
+    return table if table is not None else empty_table("observations/detections")
 
 
 def observation_marker(out_root: str, game_id: str, clip_id: str) -> tuple[str, str] | None:

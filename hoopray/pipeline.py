@@ -40,7 +40,7 @@ from hoopray import manifest as mf
 from hoopray import outputs, stages, store
 from hoopray.settings import Settings
 from hoopray.summary import RunSummary, summarise
-from hoopray.types import ClipStatus
+from hoopray.types import ClipRef, ClipStatus
 
 if TYPE_CHECKING:
     from hoopray.video import GameInput
@@ -221,16 +221,20 @@ def _actor_pool(spec: Any, in_flight: int | None = None) -> Any:
     return ActorPoolStrategy(size=int(spec or 1), **extra)
 
 
-def _gpu_dataset(settings: Settings, items: list[dict[str, Any]]) -> Any:
+def _gpu_dataset(
+    settings: Settings, items: list[dict[str, Any]], in_flight: int | None = None
+) -> Any:
+    """The GPU operator over ``items``; ``in_flight`` overrides ``ray.observe.in_flight``."""
     import ray.data
 
     pool = settings.gpu
+    in_flight = in_flight or pool.get("in_flight", 1)
     ds = ray.data.from_items(items, override_num_blocks=max(1, len(items)))
     return ds.map_batches(
         stages.GpuWorker,
         fn_constructor_kwargs={"settings": settings},
         batch_size=1,
-        compute=_actor_pool(pool.get("actors", 1), pool.get("in_flight", 1)),
+        compute=_actor_pool(pool.get("actors", 1), in_flight),
         num_gpus=float(pool.get("num_gpus", 0)),
         num_cpus=float(pool.get("num_cpus", 1)),
         max_restarts=int(pool.get("max_restarts", -1)),
@@ -238,10 +242,12 @@ def _gpu_dataset(settings: Settings, items: list[dict[str, Any]]) -> Any:
     )
 
 
-def _stream(settings: Settings, items: list[dict[str, Any]], sink: queue.Queue) -> None:
+def _stream(
+    settings: Settings, items: list[dict[str, Any]], sink: queue.Queue, in_flight: int | None
+) -> None:
     """Run the GPU dataset; put each result row on ``sink``, then ``None`` or the error."""
     try:
-        for row in _gpu_dataset(settings, items).iter_rows():
+        for row in _gpu_dataset(settings, items, in_flight).iter_rows():
             sink.put(("row", dict(row)))
         sink.put(("end", None))
     except BaseException as err:
@@ -271,6 +277,20 @@ class _Game:
     pending: set[str] = field(default_factory=set)
     rows: list[dict[str, Any]] = field(default_factory=list)
     started: bool = False
+
+
+def _longest_first(clips: Sequence[ClipRef], chosen: set[str]) -> list[ClipRef]:
+    """The ``chosen`` clips, largest file first: a game's longest clips start early, so the
+    run ends on short items instead of one long clip holding a GPU while the others idle."""
+    picked = [c for c in clips if c.clip_id in chosen]
+    return sorted(picked, key=lambda c: -c.size)
+
+
+def _largest_games_first(per_game: Sequence[tuple[int, list[dict[str, Any]]]]) -> list[Any]:
+    """Each game's items together, games with the most bytes to observe first (ties keep
+    their order): the run's last items are the small games' clips, so its tail is short."""
+    ordered = sorted(range(len(per_game)), key=lambda k: -per_game[k][0])
+    return [item for k in ordered for item in per_game[k][1]]
 
 
 def clip_item(game: GameInput, clip: Any) -> dict[str, Any]:
@@ -338,22 +358,27 @@ class _Execution:
         self.done_items: set[tuple[str, str, str]] = set()
         self.teams_seconds = 0.0
         self.hold = False  # barrier schedule: no game is finished before all are observed
+        per_game: list[tuple[int, list[dict[str, Any]]]] = []
         for game, plan in zip(run.games, run.plans, strict=True):
             if plan.idle:
                 continue
             state = _Game(game, plan, run.fits.get(game.game_id), waiting_fit=plan.fit_teams)
+            items = []
             if plan.fit_teams and game.clips:
-                self.items.append(sample_item(game))
+                items.append(sample_item(game))
             else:
                 state.waiting_fit = False
             for clip in game.clips:
                 cp = plan.clip(clip.clip_id)
                 if cp.observe:
-                    self.items.append(clip_item(game, clip))
                     state.pending.add(clip.clip_id)
                 elif cp.resolve or cp.render:
                     state.rows.append(_carried_row(self.out, game, clip))
+            observed = _longest_first(game.clips, state.pending)
+            items.extend(clip_item(game, clip) for clip in observed)
+            per_game.append((sum(c.size for c in observed), items))
             self.states[game.game_id] = state
+        self.items = _largest_games_first(per_game)
         self.progress = Progress(
             {
                 "teams": sum(1 for i in self.items if i["kind"] == stages.SAMPLE),
@@ -395,32 +420,49 @@ class _Execution:
 
     def _gpu(self, items: list[dict[str, Any]]) -> None:
         """Stream ``items`` through the GPU pool; run what is left again if an execution
-        fails, and give a failed row to an item whose worker died on every try."""
+        fails, and give a failed row to an item whose worker died on every try.
+
+        With ``ray.observe.in_flight`` above 1 an item queued behind one that kills its
+        actor loses tries with it; items left without a row by such a round get one more
+        round that queues one item per actor at a time, where only the item that kills its
+        actor fails.
+        """
         rounds = int(self.settings.ray.get("rounds", 3))
+        queued = int(self.settings.gpu.get("in_flight", 1) or 1)
         todo = [i for i in items if _item_key(i) not in self.done_items]
+        tried: dict[tuple[str, str, str], int] = {}
         for attempt in range(1, rounds + 1):
             if not todo:
                 break
+            for item in todo:
+                tried[_item_key(item)] = tried.get(_item_key(item), 0) + 1
             sink: queue.Queue = queue.Queue()
-            thread = threading.Thread(target=_stream, args=(self.settings, todo, sink), daemon=True)
+            thread = threading.Thread(
+                target=_stream, args=(self.settings, todo, sink, queued), daemon=True
+            )
             thread.start()
             error = self._drain(sink)
             thread.join()
             todo = [i for i in todo if _item_key(i) not in self.done_items]
-            if error is None:
+            if error is None and (queued == 1 or not todo):
                 break
+            why = outputs.reason(error) if error is not None else "a worker died on every try"
             log.warning(
-                "the GPU execution failed (%s); %d items run again (round %d of %d)",
-                outputs.reason(error),
+                "the GPU execution lost items (%s); %d items run again, one per actor at a "
+                "time (round %d of %d)",
+                why,
                 len(todo),
                 attempt + 1,
                 rounds,
             )
+            queued = 1
         tries = int(self.settings.gpu.get("max_task_retries", 2)) + 1
         for item in todo:
+            rounds_tried = tried.get(_item_key(item), 1)
+            over = f" in each of {rounds_tried} rounds" if rounds_tried > 1 else ""
             why = (
-                f"the {item['kind']} worker died on every try ({tries}): a crash or out of "
-                "memory; see the Ray logs"
+                f"the {item['kind']} worker died on every try ({tries}{over}): a crash or "
+                "out of memory; see the Ray logs"
             )
             log.warning("%s %s/%s failed: %s", item["kind"], item["game_id"], item["clip_id"], why)
             stage = "observe" if item["kind"] == stages.OBSERVE else "teams"

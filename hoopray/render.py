@@ -1,11 +1,16 @@
 """Annotated video of one clip: player masks in team colours and identity labels.
 
-- A confirmed player's mask is blended in its team's roster colour and labelled
+- A confirmed player's mask is drawn in its team's roster colour and labelled
   ``#23 Robinson`` (``#23`` when the name or team is unknown) under the bottom centre of
   its box.
 - An ambiguous player (its number also confirmed on an overlapping track) is drawn in the
   neutral colour and labelled ``#23 ?``.
 - An unread player is drawn in the neutral colour, without a label.
+
+Masks are drawn as outlines (``masks="outline"``, the default: the player stays visible
+under it), blended in (``"fill"``, at ``opacity``) or not at all (``"none"``); at most
+``max_masks`` per frame, labelled players first, so that a tracker that floods a frame
+with masks (a random-weight SAM2) leaves the video readable. Labels are always drawn.
 
 The clip is decoded frame by frame and each mask decoded only for the frame it belongs
 to, so memory does not grow with the clip's length. The output is H.264 (libx264,
@@ -17,8 +22,10 @@ whole or not at all: the video is encoded into a local temporary file
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -35,6 +42,10 @@ Colour = tuple[int, int, int]
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv")
 
 NEUTRAL: Colour = (160, 160, 160)
+MASK_STYLES = ("outline", "fill", "none")
+DEFAULT_MAX_MASKS = 20
+# Keys of the ``output`` config node that :func:`render_options` passes to :func:`render`.
+RENDER_OPTION_KEYS = {"masks": "masks", "mask_opacity": "opacity", "max_masks": "max_masks"}
 
 
 @dataclass(frozen=True)
@@ -118,6 +129,35 @@ def _blend(rgb: np.ndarray, mask: np.ndarray, colour: Colour, opacity: float) ->
     window[inside] = np.clip(np.rint(pixels), 0, 255).astype(np.uint8)
 
 
+def _outline(rgb: np.ndarray, mask: np.ndarray, colour: Colour, thickness: int) -> None:
+    """Draw the outer contours of ``mask`` on ``rgb`` in place."""
+    import cv2
+
+    rows = np.flatnonzero(mask.any(axis=1))
+    if rows.size == 0:
+        return
+    cols = np.flatnonzero(mask.any(axis=0))
+    inside = mask[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1].astype(np.uint8)
+    contours, _ = cv2.findContours(inside, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    offset = (int(cols[0]), int(rows[0]))
+    cv2.drawContours(rgb, contours, -1, colour, thickness, cv2.LINE_8, offset=offset)
+
+
+def drawn_rows(rows: np.ndarray, labelled: np.ndarray, max_masks: int | None) -> np.ndarray:
+    """The rows of one frame whose masks are drawn: all of them, or the first ``max_masks``
+    with the labelled ones (``labelled[k]`` for ``rows[k]``) first, order kept within each."""
+    if max_masks is None or len(rows) <= max_masks:
+        return rows
+    order = np.argsort(~labelled, kind="stable")
+    return rows[order[:max_masks]]
+
+
+def render_options(output: Mapping[str, Any]) -> dict[str, Any]:
+    """:func:`render`'s drawing keywords from the ``output`` config node (``masks``,
+    ``mask_opacity``, ``max_masks``); keys it lacks keep :func:`render`'s defaults."""
+    return {arg: output[key] for key, arg in RENDER_OPTION_KEYS.items() if key in output}
+
+
 def _draw_label(rgb: np.ndarray, box: np.ndarray, text: str, colour: Colour, scale: float) -> None:
     """A filled tag with ``text`` centred under the box, kept inside the frame."""
     import cv2
@@ -147,7 +187,9 @@ def render(
     naming: TeamNaming | None,
     out_path: str | os.PathLike[str],
     *,
+    masks: str = "outline",
     opacity: float = 0.5,
+    max_masks: int | None = DEFAULT_MAX_MASKS,
     label_font_scale: float | None = None,
     neutral: Colour = NEUTRAL,
     crf: int = 23,
@@ -166,7 +208,10 @@ def render(
         out_path: destination ``.mp4`` (or ``.mov``/``.mkv``), any store location; a
             local parent folder is created. Nothing appears there unless the whole video
             was written.
-        opacity: mask blend weight in [0, 1].
+        masks: ``outline`` (the mask's outer contour), ``fill`` (blended at ``opacity``)
+            or ``none``.
+        opacity: mask blend weight in [0, 1] (``fill``).
+        max_masks: most masks drawn per frame, labelled players first (None: all).
         label_font_scale: OpenCV font scale; None scales with the frame height
             (0.6 at 720 rows).
         neutral: colour of unconfirmed players.
@@ -177,11 +222,16 @@ def render(
         clip is written, annotated or not.
 
     Raises:
-        ValueError: an opacity outside [0, 1], or an output without a video suffix.
+        ValueError: an unknown mask style, an opacity outside [0, 1], a negative
+            ``max_masks``, or an output without a video suffix.
         hoopray.video.VideoError: the clip cannot be decoded or no frame was written.
     """
+    if masks not in MASK_STYLES:
+        raise ValueError(f"masks must be one of {MASK_STYLES}, got {masks!r}")
     if not 0.0 <= opacity <= 1.0:
         raise ValueError(f"opacity must be in [0, 1], got {opacity}")
+    if max_masks is not None and max_masks < 0:
+        raise ValueError(f"max_masks must be >= 0 or None, got {max_masks}")
     out = store.normalise(out_path)
     suffix = os.path.splitext(store.name_of(out))[1].lower()
     if suffix not in VIDEO_SUFFIXES:
@@ -199,6 +249,8 @@ def render(
 
     info = probe(clip_path)
     scale = label_font_scale or max(0.4, 0.6 * info.height / 720)
+    thickness = max(1, round(3 * info.height / 720))
+    labelled = np.isin(track_ids, [t for t, style in styles.items() if style.label])
     with store.atomic_path(out) as tmp:
         # H264Writer picks its muxer by the suffix and renames its own part file over its
         # target: encode to a name with the video's suffix beside ``tmp``, then move it.
@@ -209,11 +261,15 @@ def render(
                     rgb = frame if frame.flags.writeable else frame.copy()
                     start, stop = slices.get(index, (0, 0))
                     rows = order[start:stop]
-                    for i in rows:
+                    shown = [] if masks == "none" else drawn_rows(rows, labelled[rows], max_masks)
+                    for i in shown:
                         style = styles.get(int(track_ids[i]), unread)
                         counts = rles[int(i)].as_py()
                         mask = _mask(counts, int(heights[i]), int(widths[i]), rgb.shape[:2])
-                        _blend(rgb, mask, style.colour, opacity)
+                        if masks == "fill":
+                            _blend(rgb, mask, style.colour, opacity)
+                        else:
+                            _outline(rgb, mask, style.colour, thickness)
                     for i in rows:
                         style = styles.get(int(track_ids[i]), unread)
                         if style.label:

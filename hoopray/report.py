@@ -4,7 +4,9 @@
 
 - roster coverage (table ``#roster``): each roster player, whether hoopray identified
   them (confirmed / ambiguous / not found), in which clips and for how long, and the
-  reads behind it; identities outside the roster follow in ``#identities``;
+  reads behind it; identities outside the roster follow in ``#identities``, among them
+  the ``off_roster`` ones (a number confirmed for a team whose roster lacks it), which
+  are never shown with a player's name and never count as roster players found;
 - the team model: the diagnostics images of ``<out>/<game_id>/teams/`` (scatter plot,
   contact sheet) and the cluster -> team naming with its confidence and evidence;
 - the clips (``#clips``) with their rendered videos embedded, frames and identities;
@@ -49,6 +51,14 @@ NAMING_FILE = "naming.json"
 DEFAULT_CODECS = "avc1.64001F"
 NOT_FOUND = "not found"
 _STATUS_ORDER = {IdentityStatus.CONFIRMED: 0, IdentityStatus.AMBIGUOUS: 1, NOT_FOUND: 2}
+# an identity seen on several tracks shows the strongest of their statuses
+_STATUS_RANK = {
+    IdentityStatus.CONFIRMED: 0,
+    IdentityStatus.OFF_ROSTER: 1,
+    IdentityStatus.AMBIGUOUS: 2,
+    NOT_FOUND: 3,
+}
+_SHOWN = (IdentityStatus.CONFIRMED, IdentityStatus.OFF_ROSTER, IdentityStatus.AMBIGUOUS)
 
 _CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;
@@ -69,6 +79,7 @@ td.num{text-align:right;font-variant-numeric:tabular-nums}
 .st{display:inline-block;padding:1px 7px;border-radius:9px;font-size:.85em;font-weight:600}
 .st-confirmed,.st-ok{background:#d9f2dd;color:#14532d}
 .st-ambiguous,.st-skipped{background:#fff1c2;color:#6b4e00}
+.st-off-roster{background:#fde4cf;color:#7a3400}
 .st-not-found,.st-unread{background:#eceef1;color:#59606b}
 .st-failed{background:#fddcdc;color:#8a1111}
 .muted{color:#6b7280}.note{color:#6b4e00}
@@ -292,7 +303,8 @@ def _coverage(
 ) -> tuple[list[Coverage], list[Coverage]]:
     """Coverage of each roster player, and of identities the roster does not hold.
 
-    Roster players come team by team, those found first, each group by number.
+    Roster players come team by team, those found first, each group by number. An
+    off-roster track always goes to the second list, without a name.
     """
     in_roster: dict[tuple[str, str], Coverage] = {}
     if roster is not None:
@@ -302,14 +314,18 @@ def _coverage(
     others: dict[tuple[str | None, str | None], Coverage] = {}
     for row in tracks:
         status = row["status"]
-        if status not in (IdentityStatus.CONFIRMED, IdentityStatus.AMBIGUOUS):
+        if status not in _SHOWN:
             continue
+        off_roster = status == IdentityStatus.OFF_ROSTER
         number = normalise_number(row["number"]) if row["number"] is not None else None
         key = (row["team_name"], number)
-        cov = in_roster.get(key) if key[0] is not None and number is not None else None
+        cov = None
+        if key[0] is not None and number is not None and not off_roster:
+            cov = in_roster.get(key)
         if cov is None:
-            cov = others.setdefault(key, Coverage(key[0], number, row["player_name"]))
-        if cov.status != IdentityStatus.CONFIRMED:
+            name = None if off_roster else row["player_name"]
+            cov = others.setdefault(key, Coverage(key[0], number, name))
+        if _STATUS_RANK[status] < _STATUS_RANK.get(cov.status, 3):
             cov.status = str(status)
         cov.tracks += 1
         cov.reads_seen += int(row["reads_seen"])

@@ -21,7 +21,7 @@ Rules, in order:
    :func:`decode_embeddings`) are classified by the game's team model in one
    ``team_model.predict`` call per clip; each vote weighs ``confidence * own_fraction``
    (a crop that is mostly another player's counts little). ``team_cluster`` and
-   ``team_confidence`` are :func:`hoopray.teams.vote_team` over the track's votes (the
+   ``team_confidence`` are :func:`hoopray.voting.vote_team` over the track's votes (the
    team model's evidence; the posterior policy's ``team_name`` may differ); a result
    below ``min_team_confidence`` leaves the cluster unknown (its confidence is still
    reported), and then the votes are no team evidence either. Without a team model or
@@ -63,17 +63,26 @@ Rules, in order:
    (null without one).
 5. Roster. ``player_name = roster.player(team_name, number)``. A confirmed number that the
    roster of its (roster) team lacks gets status ``off_roster`` and no name.
-6. Conflicts. Confirmed (or off-roster) tracks with the same (team, number) whose frame
-   ranges overlap cannot all be that player: taken from the strongest (most agreeing
-   reads, then earliest confirmation, then lowest track id), each one that overlaps an
-   already kept track becomes ``ambiguous`` (number kept, name null). Tracks with an
-   unknown team form their own group. Non-overlapping tracks with one identity stay
-   confirmed (a player re-tracked after leaving the picture).
+6. Conflicts. Confirmed (or off-roster) tracks with the same (team, number) that are
+   live at a common frame (both have a row of ``observations/tracks`` on it) cannot all
+   be that player: taken from the strongest (most agreeing reads, then earliest
+   confirmation, then lowest track id), each one live at a frame of an already kept track
+   becomes ``ambiguous`` (number kept, name null). Tracks with an unknown team form their
+   own group. Tracks with one identity that are never live together stay confirmed (a
+   player lost by the tracker and prompted again under a new track id).
+7. Linking. Every confirmed or off-roster track whose team is known gets the
+   ``player_key`` ``"<game_id>/<team>/<number>"`` (``<team>``: the team's name, else
+   ``cluster-<k>``), so the tracks of one player in a clip (and across the game's clips)
+   share it; every other track (unread, ambiguous, or of unknown team) gets its own
+   ``"<game_id>/<clip_id>/track-<id>"`` (:func:`player_key`).
 
 Outputs ``identities/tracks`` (one row per track id of ``observations/tracks``, by track
 id) and ``identities/frames`` (one row per row of ``observations/tracks``, in that order,
 carrying the identity of the whole track, known in hindsight; keep rows with
-``frame >= confirmed_at_frame`` of the track for what was known at the time).
+``frame >= confirmed_at_frame`` of the track for what was known at the time). A frame's
+``class_name`` is that of the player detection of ``observations/detections`` matched to
+the track on that frame (``player-in-possession``, ``player-jump-shot``, ...), null where
+none was (frames between detection frames included).
 """
 
 from __future__ import annotations
@@ -90,9 +99,9 @@ import pyarrow.compute as pc
 
 from hoopray import types, voting
 from hoopray.roster import Roster
-from hoopray.teams import TeamModel, TeamNaming, vote_team
+from hoopray.teams import TeamModel, TeamNaming
 from hoopray.types import Identities, IdentityStatus, Observations
-from hoopray.voting import make_voter
+from hoopray.voting import make_voter, vote_team
 
 POLICIES = ("posterior", "streak", "majority")
 
@@ -372,13 +381,23 @@ def _overlaps(a: tuple[int, int], b: tuple[int, int]) -> bool:
     return a[0] <= b[1] and b[0] <= a[1]
 
 
+def _live_together(frames_a: np.ndarray, frames_b: np.ndarray) -> bool:
+    """Whether two tracks' sorted unique frames share one."""
+    if len(frames_a) == 0 or len(frames_b) == 0:
+        return False
+    if not _overlaps((frames_a[0], frames_a[-1]), (frames_b[0], frames_b[-1])):
+        return False
+    return bool(np.intersect1d(frames_a, frames_b, assume_unique=True).size)
+
+
 def _mark_conflicts(
     candidates: list[int],
     key: list[tuple[object, str]],
-    span: list[tuple[int, int]],
+    frames: list[np.ndarray],
     strength: list[tuple[float, ...]],
 ) -> set[int]:
-    """Indices (into ``candidates``) that lose a same-identity, overlapping conflict."""
+    """Indices (into ``candidates``) that lose a same-identity conflict: live at a frame
+    of a stronger track of the same ``key`` (``frames``: each track's sorted frames)."""
     groups: dict[tuple[object, str], list[int]] = {}
     for i in candidates:
         groups.setdefault(key[i], []).append(i)
@@ -386,11 +405,73 @@ def _mark_conflicts(
     for members in groups.values():
         kept: list[int] = []
         for i in sorted(members, key=lambda m: strength[m]):
-            if any(_overlaps(span[i], span[j]) for j in kept):
+            if any(_live_together(frames[i], frames[j]) for j in kept):
                 losers.add(i)
             else:
                 kept.append(i)
     return losers
+
+
+def player_key(
+    game_id: str,
+    clip_id: str,
+    track_id: int,
+    team: str | None,
+    number: str | None,
+    status: str,
+) -> str:
+    """The ``player_key`` of a track (see :mod:`hoopray.types`).
+
+    Args:
+        game_id: the clip's game ("" leaves the prefix out).
+        clip_id: the clip ("" leaves it out).
+        track_id: the track.
+        team: the track's team name, ``cluster-<k>``, or None when unknown.
+        number: the track's number, or None.
+        status: the track's :class:`hoopray.types.IdentityStatus`.
+
+    Returns:
+        ``"<game_id>/<team>/<number>"`` for a confirmed or off-roster track of known team
+        and number, else ``"<game_id>/<clip_id>/track-<track_id>"``.
+    """
+    linked = status in (IdentityStatus.CONFIRMED, IdentityStatus.OFF_ROSTER)
+    if linked and team is not None and number is not None:
+        parts = [game_id, team, number]
+    else:
+        parts = [game_id, clip_id, f"track-{track_id}"]
+    return "/".join(p for p in parts if p)
+
+
+def _team_label(team_name: str | None, cluster: int | None) -> str | None:
+    if team_name is not None:
+        return team_name
+    return None if cluster is None else f"cluster-{cluster}"
+
+
+def _matched_classes(tracks: pa.Table, detections: pa.Table) -> pa.Array:
+    """Per row of ``tracks``, the class of the detection matched to that (frame, track),
+    or null."""
+    n = tracks.num_rows
+    if detections.num_rows == 0 or n == 0:
+        return pa.nulls(n, pa.string())
+    matched = detections.filter(pc.is_valid(detections.column("track_id")))
+    if matched.num_rows == 0:
+        return pa.nulls(n, pa.string())
+
+    def keys(table: pa.Table) -> np.ndarray:
+        frame = _column(table, "frame").astype(np.int64)
+        track = _column(table, "track_id").astype(np.int64)
+        return (frame << 32) | (track & 0xFFFFFFFF)
+
+    d_keys = keys(matched)
+    order = np.argsort(d_keys, kind="stable")
+    d_sorted = d_keys[order]
+    t_keys = keys(tracks)
+    pos = np.minimum(np.searchsorted(d_sorted, t_keys), len(d_sorted) - 1)
+    hit = d_sorted[pos] == t_keys
+    take = np.where(hit, order[pos], 0)
+    names = matched.column("class_name").take(pa.array(take, pa.int64()))
+    return pc.if_else(pa.array(hit), names, pa.nulls(n, pa.string()))
 
 
 def crossings(tracks: pa.Table, min_iou: float) -> dict[int, list[tuple[int, int]]]:
@@ -870,20 +951,15 @@ def resolve(
         )
 
     n = len(track_ids)
-    span = [(int(a), int(b)) for a, b in zip(first, last, strict=True)]
+    frames = [np.unique(part) for part in np.split(t_frame[by_track], starts[1:])]
     strength = [
         (-decided.agreeing[i], -(decided.posterior[i] or 0.0), decided.confirmed_at[i] or 0, i)
         for i in range(n)
     ]
     confirmed_idx = [i for i in range(n) if decided.number[i] is not None]
-    key = [
-        (
-            decided.team_name[i] if decided.team_name[i] is not None else teams.clusters[i],
-            decided.number[i] or "",
-        )
-        for i in range(n)
-    ]
-    losers = _mark_conflicts(confirmed_idx, key, span, strength)
+    team_label = [_team_label(decided.team_name[i], teams.clusters[i]) for i in range(n)]
+    key = [(team_label[i], decided.number[i] or "") for i in range(n)]
+    losers = _mark_conflicts(confirmed_idx, key, frames, strength)
 
     status: list[str] = []
     players: list[str | None] = []
@@ -902,9 +978,16 @@ def resolve(
             status.append(IdentityStatus.CONFIRMED.value)
             players.append(_lookup(roster, team_name, number))
 
+    keys = [
+        player_key(
+            obs.game_id, obs.clip_id, int(track_ids[i]), team_label[i], decided.number[i], status[i]
+        )
+        for i in range(n)
+    ]
     id_tracks = pa.table(
         {
             "track_id": pa.array(track_ids, pa.int32()),
+            "player_key": pa.array(keys, pa.string()),
             "first_frame": pa.array(first, pa.int32()),
             "last_frame": pa.array(last, pa.int32()),
             "team_cluster": pa.array(teams.clusters, pa.int8()),
@@ -927,11 +1010,13 @@ def resolve(
         {
             "frame": tracks.column("frame").cast(pa.int32()),
             "track_id": tracks.column("track_id").cast(pa.int32()),
+            "player_key": id_tracks.column("player_key").take(take),
             **{c: tracks.column(c).cast(pa.float32()) for c in ("x1", "y1", "x2", "y2")},
             "team_name": id_tracks.column("team_name").take(take),
             "number": id_tracks.column("number").take(take),
             "player_name": id_tracks.column("player_name").take(take),
             "status": id_tracks.column("status").take(take),
+            "class_name": _matched_classes(tracks, obs.detections),
         },
         schema=types.ID_FRAMES,
     )

@@ -14,6 +14,8 @@ from hoopray.config import config_hash, to_plain
 RESOLVE_TEAM_KEYS = ("override", "knn_k")
 # Keys of ``teams`` that only steer planning.
 PLAN_TEAM_KEYS = ("refit_fraction",)
+# Keys of ``output`` that change rendered videos.
+RENDER_KEYS = ("render", "crf", "masks", "mask_opacity", "max_masks")
 STORAGE_ENV = ("AWS_ENDPOINT_URL",)
 
 
@@ -56,7 +58,7 @@ class Settings:
     def hashes(self) -> mf.StageHashes:
         """Hashes of the config each stage's outputs depend on, and nothing else."""
         models = self.models
-        render_keys = {k: v for k, v in self.output.items() if k in ("render", "crf")}
+        render_keys = {k: v for k, v in self.output.items() if k in RENDER_KEYS}
         return mf.StageHashes(
             team=config_hash(
                 models.get("detector"), models.get("embedder"), self.fit_teams_cfg, self.roles

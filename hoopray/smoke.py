@@ -1,17 +1,18 @@
-"""Inputs of the smoke run (``+experiment=smoke``): synthetic games and tiny offline models.
+"""Generated inputs of the smoke run (``+experiment=smoke``) and of the demo
+(``+experiment=demo``, :mod:`hoopray.demo`): synthetic games and tiny offline models.
 
-:func:`prepare` writes, under one cache directory, what ``conf/experiment/smoke.yaml``
-points at:
+:func:`prepare` writes, under one cache directory, what the experiment's ``smoke`` or
+``demo`` node points at:
 
 - ``games/<game_id>/`` and ``labels/<game_id>/``: synthetic games from
-  :func:`hoopray.synthetic.make_game`;
+  :func:`hoopray.synthetic.make_game` at the node's ``difficulty``;
 - ``models/<name>``: tiny randomly initialised models of the real architectures
   (:mod:`hoopray.models.tiny`, :func:`hoopray.models.sam2_video.build_tiny_sam2_video`),
-  loaded by the production adapters through their ordinary loading code.
+  loaded by the production adapters through their ordinary loading code (the smoke run
+  only: their weights are random, so their outputs mean nothing).
 
 Each part is built once: a small JSON stamp beside it records the settings it was built
-with, and a later call with the same settings does nothing. Their weights are random, so
-their outputs mean nothing; the smoke run proves that the machinery runs end to end.
+with, and a later call with the same settings does nothing.
 """
 
 from __future__ import annotations
@@ -27,11 +28,12 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 TINY_MODELS = ("sam2", "smolvlm", "siglip", "rfdetr")
+INPUT_NODES = ("smoke", "demo")
 
 
 @dataclass(frozen=True)
 class SmokeConfig:
-    """The ``smoke`` node of ``conf/experiment/smoke.yaml``.
+    """The ``smoke`` node of ``conf/experiment/smoke.yaml`` (or ``demo`` of ``demo.yaml``).
 
     Attributes:
         dir: cache directory for the generated inputs.
@@ -41,6 +43,8 @@ class SmokeConfig:
         fps: frame rate of the clips.
         size: (width, height) of the clips.
         seed: seed of games and models.
+        difficulty: the world's noise preset (:data:`hoopray.synthetic.WORLD_PRESETS`).
+        prefix: game ids are ``<prefix>-001``, ``<prefix>-002``, ...
         models: which tiny models to build (any of ``sam2, smolvlm, siglip, rfdetr``).
     """
 
@@ -51,6 +55,8 @@ class SmokeConfig:
     fps: float = 10.0
     size: tuple[int, int] = (640, 360)
     seed: int = 0
+    difficulty: str = "easy"
+    prefix: str = "smoke"
     models: tuple[str, ...] = field(default_factory=tuple)
 
     @classmethod
@@ -67,8 +73,17 @@ class SmokeConfig:
         return cls(**data)
 
 
-def game_ids(count: int) -> list[str]:
-    return [f"smoke-{i + 1:03d}" for i in range(count)]
+def game_ids(count: int, prefix: str = "smoke") -> list[str]:
+    return [f"{prefix}-{i + 1:03d}" for i in range(count)]
+
+
+def input_node(cfg: Mapping[str, Any]) -> tuple[str, Any] | None:
+    """The experiment's generated-inputs node, ``("smoke" | "demo", node)``, if any."""
+    for name in INPUT_NODES:
+        node = cfg.get(name)
+        if node:
+            return name, node
+    return None
 
 
 def _stamp_ok(target: Path, settings: dict[str, Any]) -> bool:
@@ -124,7 +139,7 @@ def prepare(cfg: SmokeConfig | Mapping[str, Any]) -> dict[str, Path]:
     paths = {"games": games_root, "labels": labels_root}
     game_settings = {k: v for k, v in asdict(cfg).items() if k not in ("dir", "models")}
     game_settings["size"] = list(cfg.size)
-    for index, game_id in enumerate(game_ids(cfg.games)):
+    for index, game_id in enumerate(game_ids(cfg.games, cfg.prefix)):
 
         def build_game(target: Path, game_id: str = game_id, index: int = index) -> None:
             shutil.rmtree(labels_root / game_id, ignore_errors=True)
@@ -137,14 +152,15 @@ def prepare(cfg: SmokeConfig | Mapping[str, Any]) -> dict[str, Path]:
                 seconds=cfg.seconds,
                 fps=cfg.fps,
                 size=cfg.size,
+                difficulty=cfg.difficulty,
             )
 
         if _build_once(games_root / game_id, game_settings, build_game):
-            log.info("smoke: wrote synthetic game %s", games_root / game_id)
+            log.info("%s: wrote synthetic game %s", cfg.prefix, games_root / game_id)
     for name in cfg.models:
         target = root / "models" / name
         if _build_once(target, {"seed": cfg.seed}, lambda t, n=name: _build_model(n, t, cfg.seed)):
-            log.info("smoke: built tiny %s in %s", name, target)
+            log.info("%s: built tiny %s in %s", cfg.prefix, name, target)
         paths[name] = target
     return paths
 
@@ -152,6 +168,6 @@ def prepare(cfg: SmokeConfig | Mapping[str, Any]) -> dict[str, Path]:
 def missing(cfg: SmokeConfig, names: Sequence[str] = ()) -> list[str]:
     """Parts not built yet (for messages), without building anything."""
     root = Path(cfg.dir)
-    parts = [root / "games" / g for g in game_ids(cfg.games)]
+    parts = [root / "games" / g for g in game_ids(cfg.games, cfg.prefix)]
     parts += [root / "models" / n for n in (names or cfg.models)]
     return [str(p) for p in parts if not p.exists()]

@@ -51,6 +51,7 @@ FIT_FILE = "fit.json"
 WORK_KEYS = ("kind", "game_id", "clip_id", "path", "fingerprint", "game_dir", "clips")
 RESULT_KEYS = ("kind", *outputs.STATUS_KEYS)
 NO_ROSTER = "warning: no roster.yaml, so teams and players are not named"
+ROSTER_CACHE = 16  # rosters an actor keeps (a game's clips tend to come together)
 
 
 # --------------------------------------------------------------------------- batches
@@ -143,6 +144,8 @@ class GpuWorker:
         self.observe_hash = settings.hashes().observe
         timeout = settings.gpu.get("clip_timeout_s")
         self.timeout = float(timeout) if timeout else None
+        self.decode_ahead = int(settings.gpu.get("decode_ahead", 0) or 0)
+        self._rosters: dict[str, Any] = {}
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return rows_batch([self._one(row) for row in batch_rows(batch)], RESULT_KEYS)
@@ -200,7 +203,8 @@ class GpuWorker:
                     self.cfg,
                     observe_hash=self.observe_hash,
                     source=clip.path,
-                    roster=_roster_or_none(str(row["game_dir"])),
+                    roster=self._roster(str(row["game_dir"])),
+                    decode_ahead=self.decode_ahead,
                 )
             frames = int(obs.clip.column("frames")[0].as_py())
         except Exception as err:
@@ -213,32 +217,24 @@ class GpuWorker:
             **outputs.status_row(row, frames=frames, seconds_observe=time.perf_counter() - started),
         }
 
+    def _roster(self, game_dir: str) -> Any:
+        """The game's roster (or None), read once per actor: an actor lives for one run,
+        and the run's plan fixed the roster it uses."""
+        if game_dir not in self._rosters:
+            while len(self._rosters) >= ROSTER_CACHE:
+                self._rosters.pop(next(iter(self._rosters)))
+            self._rosters[game_dir] = _roster_or_none(game_dir)
+        return self._rosters[game_dir]
+
     def _sample(self, row: dict[str, Any]) -> dict[str, Any]:
         from hoopray import teams
 
         started = time.perf_counter()
-        cfg = self.teams_cfg
+        game_id = str(row["game_id"])
         try:
-            samples = []
-            for clip_id, path, fingerprint in json.loads(row["clips"]):
-                clip = ClipRef(str(row["game_id"]), clip_id, path, fingerprint)
-                with store.local_copy(path) as local:
-                    samples.append(
-                        teams.collect_game_crops(
-                            [replace(clip, path=str(local))],
-                            self.models.detector,
-                            self.models.roles,
-                            stride_seconds=cfg.stride_seconds,
-                            scale=cfg.scale,
-                            max_crops=cfg.max_crops,
-                            batch_size=cfg.detect_batch,
-                            seed=cfg.seed,
-                        )
-                    )
-            sample = merge_samples(samples, cfg.max_crops, cfg.seed)
-            embeddings = teams.embed_crops(self.models.embedder, sample.crops, cfg.embed_batch)
-            directory = teams.teams_dir(self.settings.out_root, str(row["game_id"]))
-            teams.save_sample(directory, sample, embeddings)
+            clips = [ClipRef(game_id, *clip) for clip in json.loads(row["clips"])]
+            sample, embeddings = teams.sample_game(clips, self.models, self.teams_cfg)
+            teams.save_sample(teams.teams_dir(self.settings.out_root, game_id), sample, embeddings)
         except Exception as err:
             log.warning("pass 1 of %s failed: %s", row["game_id"], outputs.reason(err))
             return _failed(row, "teams", outputs.reason(err), time.perf_counter() - started)
@@ -268,32 +264,6 @@ def _failed(row: Mapping[str, Any], stage: str, why: str, seconds: float = 0.0) 
     }
 
 
-def merge_samples(samples: Sequence[Any], max_crops: int, seed: int) -> Any:
-    """One game's crop sample from its clips' samples, in clip order; beyond ``max_crops``
-    a seeded uniform subsample is kept (in order)."""
-    from hoopray.teams import CropSample
-
-    merged = CropSample()
-    frames, boxes = [], []
-    for sample in samples:
-        merged.frames_sampled += sample.frames_sampled
-        merged.players_seen += sample.players_seen
-        merged.problems += list(sample.problems)
-        merged.crops += list(sample.crops)
-        merged.clip_ids += list(sample.clip_ids)
-        frames.append(np.asarray(sample.frames, np.int32).reshape(-1))
-        boxes.append(np.asarray(sample.boxes, np.float32).reshape(-1, 4))
-    if frames:
-        merged.frames = np.concatenate(frames)
-        merged.boxes = np.concatenate(boxes)
-    if len(merged) > max_crops:
-        keep = np.sort(np.random.default_rng(seed).choice(len(merged), max_crops, replace=False))
-        merged.crops = [merged.crops[i] for i in keep]
-        merged.clip_ids = [merged.clip_ids[i] for i in keep]
-        merged.frames, merged.boxes = merged.frames[keep], merged.boxes[keep]
-    return merged
-
-
 def observe_to_store(
     out_root: str,
     clip: ClipRef,
@@ -303,6 +273,7 @@ def observe_to_store(
     observe_hash: str = "",
     source: str | None = None,
     roster: Any = None,
+    decode_ahead: int = 0,
 ) -> Any:
     """Observe a local clip straight into its observation partitions (the production path).
 
@@ -311,7 +282,8 @@ def observe_to_store(
     once observe finished and the clip passed :func:`hoopray.video.check_complete`;
     ``clip`` is written last and marks completion. ``source`` is the clip's location as
     recorded (the input URI when ``clip.path`` is a scratch copy); ``roster`` (optional)
-    lets observe stop reading a track as soon as resolve would confirm it.
+    lets observe stop reading a track as soon as resolve would confirm it;
+    ``decode_ahead`` frames are decoded on a thread while the models run.
 
     Returns:
         observe's result; its streamed tables are empty (read them back with
@@ -337,7 +309,15 @@ def observe_to_store(
         def sink(name: str, batch: pa.RecordBatch) -> None:
             writers[name].write(batch)
 
-        obs = observe(clip, models, cfg, sink=sink, observe_hash=observe_hash, roster=roster)
+        obs = observe(
+            clip,
+            models,
+            cfg,
+            sink=sink,
+            observe_hash=observe_hash,
+            roster=roster,
+            decode_ahead=decode_ahead,
+        )
         check_complete(clip.path, int(obs.clip.column("frames")[0].as_py()), stop=cfg.max_frames)
     table = obs.clip
     if source is not None:
@@ -391,7 +371,9 @@ def fit_teams(settings: Settings, game_id: str, game_dir: str, clips: Mapping[st
         cfg = teams_config(settings)
         sample, embeddings = teams.load_sample(directory)
         result["crops"] = len(sample)
-        model = teams.fit_sample(sample, embeddings, cfg, game_id, sorted(clips))
+        model = teams.fit_team_model(
+            embeddings, cfg, sample=sample, meta={"game_id": game_id, "clips": sorted(clips)}
+        )
         naming = None
         try:
             roster = outputs.read_roster(game_dir)
@@ -437,7 +419,7 @@ def render_clip(settings: Settings, row: Mapping[str, Any], game_dir: str) -> di
     """Render one clip's annotated video (CPU task). OUTPUT: the row with
     ``seconds_render``, or failed at stage ``render``."""
     from hoopray import teams
-    from hoopray.render import render
+    from hoopray.render import render, render_options
 
     out = settings.out_root
     game_id, clip_id = str(row["game_id"]), str(row["clip_id"])
@@ -458,6 +440,7 @@ def render_clip(settings: Settings, row: Mapping[str, Any], game_dir: str) -> di
                 naming,
                 outputs.video_path(out, game_id, clip_id),
                 crf=int(settings.output.get("crf", 23)),
+                **render_options(settings.output),
             )
         return {**row, "seconds_render": time.perf_counter() - started}
     except Exception as err:

@@ -5,6 +5,23 @@ Tables are hive-partitioned by ``game_id`` and ``clip_id`` on disk
 are therefore *not* stored inside the files and are absent from the schemas below.
 Readers (DuckDB ``hive_partitioning=true``, Polars ``hive_partitioning=True``,
 :func:`hoopray.store.read_table`) add them back from the path.
+
+Schema evolution: a column added to a table later is nullable, and :func:`check_schema`
+accepts a table (a file written before the column existed) that lacks it, as nulls.
+
+``player_key`` (``identities/tracks`` and ``identities/frames``) names one player of a
+game across tracks and clips:
+
+- ``"<game_id>/<team>/<number>"`` for a track whose status is ``confirmed`` or
+  ``off_roster`` and whose team is known (``<team>`` is the team's name, or
+  ``cluster-<k>`` for the game's team cluster ``k`` when the clusters have no names):
+  every track of that team and number in the game, one after another (a player lost by
+  the tracker and prompted again under a new track id), shares it;
+- ``"<game_id>/<clip_id>/track-<track_id>"`` otherwise (``unread``, ``ambiguous``, or a
+  number whose team is unknown): the track alone.
+
+The game and clip prefixes are left out when the observations do not name their game
+and clip (:class:`Observations` built by hand).
 """
 
 from __future__ import annotations
@@ -25,9 +42,19 @@ class TrackSource(StrEnum):
 
 class IdentityStatus(StrEnum):
     CONFIRMED = "confirmed"
-    AMBIGUOUS = "ambiguous"
+    AMBIGUOUS = "ambiguous"  # its identity is claimed by a stronger track at the same frame
     OFF_ROSTER = "off_roster"  # a number confirmed for a roster team that lacks it
     UNREAD = "unread"
+
+
+class Role(StrEnum):
+    """What a detection is, from its class name (config ``roles``)."""
+
+    PLAYER = "player"
+    NUMBER = "number"
+    REFEREE = "referee"
+    BALL = "ball"
+    RIM = "rim"
 
 
 class ClipStatus(StrEnum):
@@ -38,12 +65,14 @@ class ClipStatus(StrEnum):
 
 @dataclass(frozen=True)
 class ClipRef:
-    """One input clip found by discovery; ``path`` is a local path or a URI (``s3://...``)."""
+    """One input clip found by discovery; ``path`` is a local path or a URI (``s3://...``),
+    ``size`` its length in bytes (0: unknown)."""
 
     game_id: str
     clip_id: str
     path: str
     fingerprint: str
+    size: int = 0
 
 
 @dataclass(frozen=True)
@@ -65,7 +94,9 @@ class NumberRead:
 class Observations:
     """Everything the GPU computed for one clip: the input of :func:`hoopray.resolve.resolve`.
 
-    Each attribute is an Arrow table with the schema named after it in :data:`SCHEMAS`.
+    Each table attribute is an Arrow table with the schema named after it in
+    :data:`SCHEMAS` (``detections`` is empty when not given). ``game_id`` and ``clip_id``
+    name the clip ("" when unknown); they go into the ``player_key`` of its identities.
     """
 
     tracks: pa.Table
@@ -73,6 +104,9 @@ class Observations:
     team_votes: pa.Table
     clip: pa.Table
     extra: dict[str, object] = field(default_factory=dict)
+    detections: pa.Table = field(default_factory=lambda: empty_table("observations/detections"))
+    game_id: str = ""
+    clip_id: str = ""
 
 
 @dataclass
@@ -87,6 +121,18 @@ _BOX = [
     pa.field("x2", pa.float32(), nullable=False),
     pa.field("y2", pa.float32(), nullable=False),
 ]
+
+OBS_DETECTIONS = pa.schema(
+    [
+        pa.field("frame", pa.int32(), nullable=False),
+        pa.field("class_name", pa.string(), nullable=False),  # the detector's class
+        pa.field("role", pa.string()),  # Role of the class (config roles); null: none
+        *_BOX,
+        pa.field("confidence", pa.float32()),
+        # players: the track whose box best matches it (IoU >= 0.5) on this frame
+        pa.field("track_id", pa.int32()),
+    ]
+)
 
 CANDIDATE = pa.struct([pa.field("track_id", pa.int32()), pa.field("ios", pa.float32())])
 
@@ -149,6 +195,7 @@ OBS_CLIP = pa.schema(
 ID_TRACKS = pa.schema(
     [
         pa.field("track_id", pa.int32(), nullable=False),
+        pa.field("player_key", pa.string()),  # see the module docstring
         pa.field("first_frame", pa.int32(), nullable=False),
         pa.field("last_frame", pa.int32(), nullable=False),
         pa.field("team_cluster", pa.int8()),
@@ -170,11 +217,15 @@ ID_FRAMES = pa.schema(
     [
         pa.field("frame", pa.int32(), nullable=False),
         pa.field("track_id", pa.int32(), nullable=False),
+        pa.field("player_key", pa.string()),  # see the module docstring
         *_BOX,
         pa.field("team_name", pa.string()),
         pa.field("number", pa.string()),
         pa.field("player_name", pa.string()),
         pa.field("status", pa.string(), nullable=False),
+        # the class of the player detection matched to the track on this frame
+        # (observations/detections), e.g. player-in-possession; null on other frames
+        pa.field("class_name", pa.string()),
     ]
 )
 
@@ -224,6 +275,7 @@ LABELS = pa.schema(
 
 SCHEMAS: dict[str, pa.Schema] = {
     "labels": LABELS,
+    "observations/detections": OBS_DETECTIONS,
     "observations/tracks": OBS_TRACKS,
     "observations/reads": OBS_READS,
     "observations/team_votes": OBS_TEAM_VOTES,
@@ -243,12 +295,20 @@ def empty_table(name: str) -> pa.Table:
 def check_schema(name: str, table: pa.Table) -> pa.Table:
     """Return ``table`` cast to the schema of ``name``; raise ValueError if it does not fit.
 
-    Column order and names must match exactly; types may be cast losslessly (for
-    example int64 -> int32 is accepted only where values fit).
+    Column order and names must match, except that nullable columns the table lacks are
+    added as nulls (a file written before they existed); types may be cast losslessly
+    (for example int64 -> int32 is accepted only where values fit).
     """
     schema = SCHEMAS[name]
-    if table.schema.names != schema.names:
-        raise ValueError(f"table {name!r}: columns {table.schema.names} != expected {schema.names}")
+    names = table.schema.names
+    present = [f.name for f in schema if f.name in names]
+    missing = [f for f in schema if f.name not in names]
+    if names != present or any(not f.nullable for f in missing):
+        raise ValueError(f"table {name!r}: columns {names} != expected {schema.names}")
+    for f in missing:
+        table = table.add_column(
+            schema.get_field_index(f.name), f.name, pa.nulls(table.num_rows, f.type)
+        )
     try:
         cast = table.cast(schema, safe=True)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as err:

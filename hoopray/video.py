@@ -1272,7 +1272,13 @@ def _discover_game(
             continue
         owners[clip_id] = item.name
         game.clips.append(
-            ClipRef(game_id=game_id, clip_id=clip_id, path=item.location, fingerprint=fp)
+            ClipRef(
+                game_id=game_id,
+                clip_id=clip_id,
+                path=item.location,
+                fingerprint=fp,
+                size=int(item.size or 0),
+            )
         )
     if cache is not None:
         cache.retain([*owners.values(), *probed])

@@ -10,7 +10,8 @@ Values are compared as given: normalise them first (:func:`hoopray.numbers.norma
 The second half holds the joint identity posterior of :mod:`hoopray.resolve`'s default
 policy, as pure numpy functions: a confusion model of digit misreads
 (:func:`confusion_matrix`), the likelihood of a run of reads of one view that may repeat a
-misread (:func:`run_loglik`), team votes (:func:`team_loglik`), the roster prior
+misread (:func:`run_loglik`), team votes (:func:`team_loglik`; :func:`vote_team`, a plain weighted
+vote), the roster prior
 (:func:`roster_log_prior`), the posterior over (team, number) pairs
 (:func:`pair_posterior`) and the decision (:func:`decide_pair`).
 """
@@ -468,6 +469,43 @@ def number_loglik(
         keep = r == run
         total += run_loglik(idx[keep], w[keep], confusion, persistent)
     return total
+
+
+def vote_team(
+    clusters: Sequence[int] | np.ndarray, confidences: Sequence[float] | np.ndarray
+) -> tuple[int | None, float]:
+    """A track's team cluster from the votes of crops sampled along it.
+
+    Resolve's ``team_cluster`` and ``team_confidence``; its posterior policy weighs the
+    same votes with :func:`team_loglik`.
+
+    Each vote counts with its confidence. The result's confidence is the weighted margin
+    ``|sum(conf of 0) - sum(conf of 1)| / number of votes`` in [0, 1], so one vote at 0.2
+    gives 0.2 and many agreeing confident votes approach 1. When every vote has confidence
+    0 the plain majority decides with confidence 0; an exact tie gives ``(None, 0.0)``, as
+    does no vote at all.
+
+    Raises:
+        ValueError: lengths differ, a cluster other than 0/1, a confidence outside [0, 1].
+    """
+    labels = np.asarray(clusters, dtype=np.int64).reshape(-1)
+    weights = np.asarray(confidences, dtype=np.float64).reshape(-1)
+    if labels.shape != weights.shape:
+        raise ValueError(f"{labels.size} clusters but {weights.size} confidences")
+    if labels.size == 0:
+        return None, 0.0
+    if not np.isin(labels, (0, 1)).all():
+        raise ValueError(f"clusters must be 0 or 1; got {sorted(set(labels.tolist()))}")
+    if not (np.isfinite(weights).all() and (weights >= 0).all() and (weights <= 1).all()):
+        raise ValueError("confidences must be in [0, 1]")
+    signed = float(np.where(labels == 0, weights, -weights).sum())
+    if signed != 0:
+        return (0 if signed > 0 else 1), min(1.0, abs(signed) / labels.size)
+    zeros = int((labels == 0).sum())
+    ones = labels.size - zeros
+    if zeros == ones:
+        return None, 0.0
+    return (0 if zeros > ones else 1), 0.0
 
 
 def team_loglik(

@@ -1,11 +1,14 @@
 """Sweep resolve thresholds over stored observations; no model is loaded.
 
     python jobs/sweep.py -m sweep.out_root=outputs/hoopray sweep.labels=data/labels \
-        resolve.ios_threshold=0.8,0.9,0.95 resolve.reads_to_confirm=2,3,5
+        resolve.min_posterior=0.7,0.8,0.9 resolve.min_margin=0.3,0.5,0.7
 
-Each setting re-resolves every stored clip in memory and writes one metrics row,
-``<sweep dir>/metrics/<job number>.json``: scores against labels when ``sweep.labels``
-is set (``hoopray.evaluate``), else counts of confirmed, ambiguous and unread tracks.
+Any key of ``conf/resolve`` sweeps (the posterior policy's ``min_posterior`` and
+``min_margin``, ``ios_threshold``, the streak policy's ``reads_to_confirm``, ...). Each
+setting re-resolves every stored clip in memory and writes one metrics row,
+``<sweep dir>/metrics/<job number>.json``: the counts of tracks by status (confirmed,
+ambiguous, off_roster, unread), and scores against labels when ``sweep.labels`` is set
+(``hoopray.evaluate``: identity F1, wrong confirmations, ...).
 When the multirun ends, a Hydra callback writes ``summary.csv`` and ``summary.md`` sorted
 by the objective; ``python jobs/sweep.py --summary <sweep dir>`` writes them again.
 """
@@ -30,6 +33,7 @@ def replay(cfg: DictConfig) -> dict[str, Any]:
     from hoopray import outputs, store, teams
     from hoopray.resolve import ResolveConfig
     from hoopray.stages import load_team_model, resolve_game_clips
+    from hoopray.types import IdentityStatus
 
     out_root = store.normalise(str(cfg.sweep.out_root))
     resolve_cfg = ResolveConfig.from_mapping(dict(cfg.resolve))
@@ -57,9 +61,7 @@ def replay(cfg: DictConfig) -> dict[str, Any]:
     counts = {
         "clips": len(identities),
         "tracks": len(statuses),
-        "confirmed": statuses.count("confirmed"),
-        "ambiguous": statuses.count("ambiguous"),
-        "unread": statuses.count("unread"),
+        **{status.value: statuses.count(status.value) for status in IdentityStatus},
     }
     labels = cfg.sweep.get("labels")
     if not labels:

@@ -377,6 +377,7 @@ TABLES = (
     "observations/tracks",
     "observations/reads",
     "observations/team_votes",
+    "observations/detections",
     "observations/clip",
     "identities/tracks",
     "identities/frames",

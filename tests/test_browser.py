@@ -2,7 +2,7 @@
 
 The output tree comes from the real stages run directly (no Ray): a synthetic game
 (:func:`hoopray.synthetic.make_game`), the ground-truth replay doubles as models,
-:func:`hoopray.teams.fit_game`, :func:`hoopray.observe.observe`,
+:func:`hoopray.teams.fit_team_model`, :func:`hoopray.observe.observe`,
 :func:`hoopray.resolve.resolve`, :func:`hoopray.render.render` and the store; then
 :func:`hoopray.report.write_game_report`. A screenshot of the page is saved to
 ``test-artifacts/report.png``.
@@ -117,9 +117,9 @@ def output_tree(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     )
     out = root / "out"
     # Few crops: umap_neighbors above their count makes the model use PCA (no numba JIT).
-    model, sample = teams.fit_game(
-        game.clips, models, teams.TeamsConfig(umap_neighbors=200, knn_k=5)
-    )
+    teams_cfg = teams.TeamsConfig(umap_neighbors=200, knn_k=5)
+    sample, embeddings = teams.sample_game(game.clips, models, teams_cfg)
+    model = teams.fit_team_model(embeddings, teams_cfg, sample=sample)
     naming = teams.name_clusters(model, roster)
     teams.save_game(teams.teams_dir(out, GAME), model, sample, naming)
     confirmed: set[str] = set()

@@ -375,3 +375,33 @@ def test_evaluate_output_and_command_on_the_memory_store(
 def test_mot_csv_from_the_memory_store(mem_root: str) -> None:
     location = store.write_text(store.join(mem_root, "gt.txt"), "1,5,10,20,30,40,1,-1,-1,-1,A,9\n")
     assert labels_from_mot_csv(location).to_pylist()[0]["number"] == "9"
+
+
+@pytest.mark.parametrize(
+    ("identity", "claims", "wrong", "off_roster", "off_right"),
+    [
+        (PERFECT, 8, 0, 0, 0),
+        # the roster lacks Red's 7: no claim, no confirmation, a right off-roster number
+        ({1: ("Blue", "23", "confirmed"), 2: ("Red", "7", "off_roster")}, 4, 0, 1, 1),
+        # a misread confirmed off the roster: not a wrong confirmation, never named
+        ({1: ("Blue", "23", "confirmed"), 2: ("Red", "77", "off_roster")}, 4, 0, 1, 0),
+        ({1: ("Blue", "2", "off_roster"), 2: ("Red", "7", "off_roster")}, 0, 0, 2, 1),
+        ({1: ("Blue", None, "unread"), 2: ("Red", None, "unread")}, 0, 0, 0, 0),
+    ],
+)
+def test_off_roster_tracks_are_counted_apart(
+    identity: dict, claims: int, wrong: int, off_roster: int, off_right: int
+) -> None:
+    frames, tracks = _predictions(identity)
+    s = score_clip(_labels(), frames, tracks)
+    assert (s.claims, s.wrong_confirmations) == (claims, wrong)
+    assert (s.off_roster_tracks, s.off_roster_numbers_right) == (off_roster, off_right)
+    assert s.identity_precision == (1.0 if claims else 0.0)
+    pooled = pool({("g", "a"): s, ("g", "b"): s})
+    assert pooled["off_roster_tracks"] == 2 * off_roster
+    assert pooled["off_roster_numbers_right"] == 2 * off_right
+
+
+def test_off_roster_without_predictions() -> None:
+    s = score_clip(_labels(), ID_FRAMES.empty_table(), ID_TRACKS.empty_table())
+    assert (s.claims, s.off_roster_tracks, s.off_roster_numbers_right) == (0, 0, 0)

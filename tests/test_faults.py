@@ -88,8 +88,9 @@ def test_killed_observe_actor_is_retried_and_a_poison_clip_fails_alone(
     assert len(status) == 5
     poison = status[("p", "clip-02")]
     assert (poison["status"], poison["stage"]) == ("failed", "observe")
-    assert "the observe worker died on every try (2)" in poison["reason"]
-    for name in TABLES[:4]:
+    # in_flight 2 (the default): a round of 2 tries, then one with one item per actor
+    assert "the observe worker died on every try (2 in each of 2 rounds)" in poison["reason"]
+    for name in TABLES[:5]:  # the observation tables
         assert not os.path.exists(store.table_path(str(tmp_path / "faulty"), name, "p", "clip-02"))
     assert all(r["status"] == "ok" for k, r in status.items() if k != ("p", "clip-02"))
     expected, got = content(tmp_path / "calm", "g"), content(tmp_path / "faulty", "g")
@@ -297,7 +298,7 @@ def test_write_error_in_observe_fails_the_clip_and_leaves_no_partial_file(
     assert stored is not None
     assert (stored["status"], stored["stage"]) == ("failed", "observe")
     assert "No space left on device" in stored["reason"]
-    assert len(_parquet_of(out, "clip-01")) == 4
+    assert len(_parquet_of(out, "clip-01")) == 5  # the five observation tables
     assert not [p for p in out.rglob(".*") if p.is_file()]
 
 

@@ -15,7 +15,7 @@
 
 Clips are small (426 x 240) to keep the suite fast; the doubles do not care about size.
 Team models are fitted with the PCA projection (``umap_neighbors`` above the crop count),
-which skips UMAP's numba compilation; the UMAP path is tested in tests/test_teams.py.
+which skips UMAP's numba compilation; the UMAP path is tested in tests/teams/test_model.py.
 """
 
 from __future__ import annotations
@@ -46,7 +46,14 @@ from hoopray.render import render
 from hoopray.resolve import ResolveConfig, resolve
 from hoopray.roster import Roster, load_roster
 from hoopray.synthetic import SyntheticGame, make_game, make_roster
-from hoopray.teams import TeamModel, TeamNaming, TeamsConfig, fit_game, name_clusters
+from hoopray.teams import (
+    TeamModel,
+    TeamNaming,
+    TeamsConfig,
+    fit_team_model,
+    name_clusters,
+    sample_game,
+)
 from hoopray.types import ClipRef, IdentityStatus, Observations, TrackSource, check_schema
 
 SIZE = (426, 240)
@@ -76,7 +83,8 @@ def replay_models(
 
 
 def fit_teams(clips: list[ClipRef], models: Models, roster: Roster) -> tuple[TeamModel, TeamNaming]:
-    model, _ = fit_game(clips, models, PCA_TEAMS)
+    sample, embeddings = sample_game(clips, models, PCA_TEAMS)
+    model = fit_team_model(embeddings, PCA_TEAMS, sample=sample)
     return model, name_clusters(model, roster)
 
 

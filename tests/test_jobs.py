@@ -29,7 +29,9 @@ def _job(script: str, *args: str, cwd: Path, timeout: int = 120) -> subprocess.C
 
 
 def test_defaults_without_weights_stop_before_ray_and_suggest_smoke(tmp_path: Path) -> None:
-    result = _job("process_games.py", f"output.root={tmp_path / 'out'}", cwd=tmp_path)
+    # data.root named: never the demo (tests/e2e/test_demo.py runs the fresh-clone demo)
+    args = ("data.root=data/games", f"output.root={tmp_path / 'out'}")
+    result = _job("process_games.py", *args, cwd=tmp_path)
     assert result.returncode == 2
     text = result.stdout
     assert "model weights are not available" in text
@@ -182,6 +184,50 @@ def test_sweep_of_four_settings_over_stored_observations(stored, tmp_path: Path)
     assert again.returncode == 0 and "identity_f1" in again.stdout
     # no model was loaded, and nothing in the output root was written or changed
     assert _snapshot(stored["out"]) == before
+
+
+@pytest.mark.slow
+def test_sweep_tunes_min_posterior_and_min_margin(stored, tmp_path: Path) -> None:
+    """Thresholds above every stored track's posterior (or margin) confirm nothing; the
+    lenient setting confirms what the run did, and every row is scored."""
+    tracks = store.read_table(stored["out"], "identities/tracks").to_pylist()
+    confirmed = sum(t["status"] == "confirmed" for t in tracks)
+    top_posterior = max(t["posterior"] for t in tracks if t["posterior"] is not None)
+    top_margin = max(t["margin"] for t in tracks if t["margin"] is not None)
+    assert confirmed and top_posterior < 0.995 and top_margin < 0.995
+    strict_posterior = round(top_posterior + 0.005, 3)
+    strict_margin = round(top_margin + 0.005, 3)
+    sweep_dir = tmp_path / "sweep"
+    result = _job(
+        "sweep.py",
+        "-m",
+        f"sweep.out_root={stored['out']}",
+        f"sweep.labels={stored['labels']}",
+        f"resolve.min_posterior=0.5,{strict_posterior}",
+        f"resolve.min_margin=0.0,{strict_margin}",
+        f"hydra.sweep.dir={sweep_dir}",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = [json.loads(p.read_text()) for p in sorted((sweep_dir / "metrics").glob("*.json"))]
+    got = {(r["resolve"]["min_posterior"], r["resolve"]["min_margin"]): r for r in rows}
+    assert set(got) == {
+        (0.5, 0.0),
+        (0.5, strict_margin),
+        (strict_posterior, 0.0),
+        (strict_posterior, strict_margin),
+    }
+    for key, row in got.items():
+        metrics = row["metrics"]
+        assert row["objective"] == "identity_f1" and metrics["clips_scored"] == 2
+        assert metrics["tracks"] == len(tracks)
+        assert sum(metrics[s] for s in ("confirmed", "ambiguous", "off_roster", "unread")) == len(
+            tracks
+        )
+        if key == (0.5, 0.0):
+            assert metrics["confirmed"] >= confirmed and metrics["identity_f1"] > 0
+        else:
+            assert metrics["confirmed"] == 0 and metrics["identity_f1"] == 0
 
 
 def test_sweep_summary_of_an_empty_dir_fails(tmp_path: Path) -> None:

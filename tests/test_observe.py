@@ -29,10 +29,12 @@ from hoopray.observe import (
     _fill_from_tracker,
     _TableBuilder,
     observe,
+    team_crop,
+    touching_pairs,
 )
 from hoopray.resolve import ResolveConfig, decode_embeddings, resolve
 from hoopray.roster import Roster, TeamRoster
-from hoopray.teams import vote_team
+from hoopray.teams import BLANK
 from hoopray.types import (
     OBS_READS,
     OBS_TEAM_VOTES,
@@ -41,6 +43,7 @@ from hoopray.types import (
     Observations,
     check_schema,
 )
+from hoopray.voting import vote_team
 
 HEIGHT, WIDTH = 96, 160
 
@@ -291,6 +294,8 @@ C = Obj("c", (110, 20, 140, 80), "11", team=1)
         ({"read_min_height": -1}, "read_min_height"),
         ({"read_min_aspect": 3.0}, "read_min_aspect"),
         ({"read_min_aspect": -0.1}, "read_min_aspect"),
+        ({"skip_min_posterior": 1.5}, "skip_min_posterior"),
+        ({"skip_min_posterior": -0.1}, "skip_min_posterior"),
     ],
 )
 def test_config_validation(changes: dict, message: str | None) -> None:
@@ -372,6 +377,83 @@ def test_early_stop_runs(texts: list, ios: list, done: bool) -> None:
     assert (1 in stop.done) is done
 
 
+@pytest.mark.parametrize(
+    ("reads", "min_posterior", "stops_at"),
+    [
+        ([], 0.96, None),
+        ([("23", 0.9, 0)], 0.0, None),  # one read never decides without a roster
+        ([("23", 0.9, 0), ("23", 0.9, 5)], 0.0, 1),  # resolve's own bar: the second read
+        ([("23", 0.9, 0), ("23", 0.9, 5), ("23", 0.9, 10)], 0.96, None),  # one view: unsure
+        ([("23", 0.9, 0), ("23", 0.9, 50)], 0.96, 1),  # two views of it
+        ([("23", 0.9, 0), ("7", 0.9, 50), ("23", 0.9, 100)], 0.96, None),
+        ([("7", 0.9, 0)] + [("23", 0.9, f) for f in (50, 100, 150, 200)], 0.96, 4),
+    ],
+)
+def test_the_posterior_early_stop_waits_for_its_own_bar(
+    reads: list[tuple[str, float, int]], min_posterior: float, stops_at: int | None
+) -> None:
+    stop = _EarlyStop(3, 0.9, "posterior", 10, (), min_posterior)
+    decided = None
+    for i, (text, confidence, frame) in enumerate(reads):
+        stop.update(1, 1.0, text, confidence, frame)
+        if decided is None and 1 in stop.done:
+            decided = i
+    assert decided == stops_at
+
+
+@pytest.mark.parametrize(
+    ("boxes", "expected"),
+    [
+        ([], set()),
+        ([(0, 0, 10, 10)], set()),  # one track
+        ([(0, 0, 10, 10), (20, 0, 30, 10)], set()),  # apart
+        ([(0, 0, 10, 10), (5, 0, 15, 10)], {(1, 2)}),  # IoU 1/3
+        ([(0, 0, 10, 10), (6, 0, 16, 10)], set()),  # IoU 0.25
+        ([(0, 0, 10, 10), (5, 0, 15, 10), (5, 0, 15, 10)], {(1, 2), (1, 3), (2, 3)}),
+        ([(0, 0, 0, 0), (0, 0, 0, 0)], set()),  # empty boxes never touch
+    ],
+)
+def test_touching_pairs(boxes: list, expected: set) -> None:
+    ids = np.arange(1, len(boxes) + 1)
+    assert touching_pairs(np.array(boxes, np.float32).reshape(-1, 4), ids, 0.3) == expected
+
+
+@pytest.mark.parametrize("policy", ["posterior", "streak"])
+def test_a_reopened_track_is_decided_again_from_its_later_reads(policy: str) -> None:
+    stop = _EarlyStop(2, 0.9, policy, 10, ())
+    for frame in (0, 50, 100):
+        stop.update(1, 1.0, "23", 0.9, frame)
+    assert 1 in stop.done
+    stop.reopen(1)
+    stop.reopen(2)  # a track it never saw: nothing to forget
+    assert 1 not in stop.done
+    stop.update(1, 1.0, "23", 0.9, 150)
+    assert 1 not in stop.done  # the reads before the crossing no longer count
+    stop.update(1, 1.0, "23", 0.9, 200)
+    assert 1 in stop.done
+
+
+def _passing(cross: bool) -> Scene:
+    """A, number showing, stands still; B passes far from it, or over it on frames 40..49
+    (box IoU 0.5)."""
+    return {
+        i: [A, Obj("b", (20, 20, 50, 80) if cross and 40 <= i < 50 else (110, 20, 140, 80))]
+        for i in range(100)
+    }
+
+
+@pytest.mark.parametrize(("cross", "frames_read"), [(False, [0]), (True, [0, 50])])
+def test_a_track_that_crosses_another_is_read_again(
+    rig, cross: bool, frames_read: list[int]
+) -> None:
+    r = rig(_passing(cross), 100, ScriptedReader(["23"] * 20, 0.9))
+    obs = observe(r.clip, r.models(), ObserveConfig(), roster=ROSTER)
+    assert obs.reads.column("frame").to_pylist() == frames_read  # one read decides "23"
+    unassigned = 2 if cross else 0  # frames 40 and 45: the number lies on both tracks
+    assert obs.extra["numbers_unassigned"] == unassigned
+    assert obs.extra["numbers_skipped"] == 20 - len(frames_read) - unassigned
+
+
 @dataclass
 class ScriptedReader:
     """Returns the given texts in order, one per crop read."""
@@ -447,9 +529,11 @@ def test_the_posterior_early_stop_stops_at_the_read_that_decides(
     obs = observe(r.clip, r.models(), ObserveConfig())  # skip_policy="posterior"
     assert obs.extra["numbers_skipped"] > 0  # it stopped before the reads ran out
     cfg = ResolveConfig()  # policy="posterior"; no roster: the uniform prior observe uses
-    assert resolve(obs, None, None, cfg).tracks.column("number").to_pylist() == ["23"]
-    before = resolve(_without_last_read(obs), None, None, cfg).tracks.to_pylist()
-    assert before[0]["status"] != "confirmed"  # the last read was the one that decided
+    (row,) = resolve(obs, None, None, cfg).tracks.to_pylist()
+    assert (row["number"], row["status"]) == ("23", "confirmed")
+    assert row["posterior"] >= ObserveConfig().skip_min_posterior
+    (before,) = resolve(_without_last_read(obs), None, None, cfg).tracks.to_pylist()
+    assert (before["posterior"] or 0.0) < ObserveConfig().skip_min_posterior  # it decided
 
 
 ROSTER = Roster(
@@ -460,25 +544,27 @@ ROSTER = Roster(
 )
 
 
-def _stopped_where_resolve_confirms(obs: Observations, roster: Roster | None) -> bool:
+def _stopped_where_resolve_is_sure(obs: Observations, roster: Roster | None) -> bool:
     """True when observe stopped reading at the read from which resolve (its default
     policy, the same roster, no team model: a track of unknown team, as observe sees it)
-    confirms the track, and read on to the end when resolve never does."""
-    cfg = ResolveConfig()
-    status = resolve(obs, roster, None, cfg).tracks.column("status").to_pylist()
+    confirms the track with a posterior of at least ``skip_min_posterior``, and read on to
+    the end when resolve never gets there."""
+    cfg, bar = ResolveConfig(), ObserveConfig().skip_min_posterior
+    (row,) = resolve(obs, roster, None, cfg).tracks.to_pylist()
+    sure = row["status"] in ("confirmed", "off_roster") and (row["posterior"] or 0.0) >= bar
     if obs.extra["numbers_skipped"] == 0:
-        return status != ["confirmed"]
-    before = resolve(_without_last_read(obs), roster, None, cfg).tracks
-    return status == ["confirmed"] and before.column("status").to_pylist() != ["confirmed"]
+        return not sure
+    (before,) = resolve(_without_last_read(obs), roster, None, cfg).tracks.to_pylist()
+    return sure and (before["posterior"] or 0.0) < bar
 
 
 @pytest.mark.parametrize("number", ["23", "7", "42"])  # 42 is on neither roster
-def test_with_the_roster_observe_stops_where_resolve_confirms(rig, number: str) -> None:
+def test_with_the_roster_observe_stops_where_resolve_is_sure(rig, number: str) -> None:
     reads = {}
     for roster in (None, ROSTER):
         r = rig(still(60, [A]), 60, ScriptedReader([number] * 12, 0.9))
         obs = observe(r.clip, r.models(), ObserveConfig(), roster=roster)
-        assert _stopped_where_resolve_confirms(obs, roster)
+        assert _stopped_where_resolve_is_sure(obs, roster)
         reads[roster is not None] = obs.reads.num_rows
     if number != "42":  # the roster's prior decides a roster number no later
         assert reads[True] <= reads[False]
@@ -697,6 +783,67 @@ def test_own_fraction_is_the_share_of_the_crop_in_the_own_mask(
     assert row["team_confidence"] == pytest.approx(0.8 * own_fraction)
 
 
+_PIXELS = np.arange(4 * 5 * 3, dtype=np.uint8).reshape(4, 5, 3) + 1  # no pixel is BLANK
+
+
+def _mask(rows: slice, cols: slice) -> np.ndarray:
+    mask = np.zeros((4, 5), dtype=bool)
+    mask[rows, cols] = True
+    return mask
+
+
+@pytest.mark.parametrize(
+    ("bounds", "mask", "kept"),
+    [
+        ((1, 0, 4, 3), None, np.ones((3, 3), bool)),  # no mask: the crop as it is
+        ((0, 0, 5, 4), _mask(slice(None), slice(None)), np.ones((4, 5), bool)),
+        # another player over the right half: his pixels are blanked
+        ((0, 0, 4, 4), _mask(slice(None), slice(0, 2)), _mask(slice(None), slice(0, 2))[:, :4]),
+        ((1, 1, 4, 3), _mask(slice(0, 2), slice(0, 5)), np.array([[1, 1, 1], [0, 0, 0]], bool)),
+        ((0, 0, 5, 4), np.zeros((4, 5), bool), np.zeros((4, 5), bool)),  # none of it is own
+        ((2, 2, 3, 3), _mask(slice(2, 3), slice(2, 3)), np.ones((1, 1), bool)),  # one pixel
+        ((2, 1, 2, 3), _mask(slice(None), slice(None)), np.ones((2, 0), bool)),  # empty crop
+        ((3, 3, 3, 3), None, np.ones((0, 0), bool)),
+    ],
+)
+def test_team_crop_blanks_every_pixel_that_is_not_the_tracks_own(
+    bounds: tuple[int, int, int, int], mask: np.ndarray | None, kept: np.ndarray
+) -> None:
+    c1, r1, c2, r2 = bounds
+    before = _PIXELS.copy()
+    image = team_crop(_PIXELS, bounds, mask)
+    np.testing.assert_array_equal(_PIXELS, before)  # a copy: the frame is untouched
+    assert image.shape == (r2 - r1, c2 - c1, 3) == (*kept.shape, 3)
+    np.testing.assert_array_equal(image[kept], _PIXELS[r1:r2, c1:c2][kept])
+    assert (image[~kept] == BLANK).all()
+
+
+class CropKeepingEmbedder(FakeEmbedder):
+    def __init__(self) -> None:
+        super().__init__()
+        self.crops: list[np.ndarray] = []
+
+    def embed(self, crops: list[np.ndarray]) -> np.ndarray:
+        self.crops += [c.copy() for c in crops]
+        return super().embed(crops)
+
+
+def test_an_overlapping_opponent_is_blanked_out_of_the_team_crop(rig) -> None:
+    behind = Obj("a", A.box, "23", team=0, hole=(10, 30, 25, 70))  # red, 15 px hidden
+    front = Obj("d", (0, 30, 25, 70), team=1)  # blue, drawn over a's left part
+    r = rig(still(1, [behind, front]), 1)
+    r.embedder = CropKeepingEmbedder()
+    obs = observe(r.clip, r.models(), ObserveConfig())
+    votes = obs.team_votes.to_pylist()
+    crops = dict(zip((v["track_id"] for v in votes), r.embedder.crops, strict=True))
+    own = {v["track_id"]: v["own_fraction"] for v in votes}
+    assert own == {1: pytest.approx(0.5), 2: pytest.approx(1.0)}
+    a_crop = crops[1]  # central crop (19, 38, 31, 62): columns 19..24 are d's
+    assert (a_crop[:, :6] == BLANK).all()
+    assert (a_crop[:, 6:] == (200, 0, 0)).all()
+    assert not (a_crop == (0, 0, 200)).all(axis=2).any()  # no blue pixel of d votes for a
+
+
 @pytest.mark.parametrize(("observe_hash", "stored"), [("", None), ("abc123", "abc123")])
 def test_observe_hash_is_stored(rig, observe_hash: str, stored: str | None) -> None:
     r = rig(still(2, [A]), 2)
@@ -713,6 +860,7 @@ def test_the_team_model_argument_is_gone(rig) -> None:
         "sink",
         "observe_hash",
         "roster",  # for the early stop's prior only
+        "decode_ahead",  # changes no result
     ]
     r = rig(still(2, [A]), 2)
     with pytest.raises(TypeError):
@@ -870,3 +1018,12 @@ def test_class_names_fall_back_to_the_tracker(
     if confidence is not None:
         assert confidences[0] == pytest.approx(confidence[0])
         assert confidences[-1] == 0.9
+
+
+@pytest.mark.parametrize("depth", [0, 1, 4])
+def test_decode_ahead_changes_no_result(rig, depth: int) -> None:
+    r = rig(still(7, [A]), 7)
+    plain = observe(r.clip, r.models(), ObserveConfig())
+    ahead = observe(r.clip, r.models(), ObserveConfig(), decode_ahead=depth)
+    for name in ("tracks", "reads", "team_votes"):
+        assert getattr(ahead, name).equals(getattr(plain, name)), name

@@ -207,3 +207,35 @@ def test_nightly_plans_only_the_changed_game_and_a_refit_never_reobserves(
     work = {c.clip_id: (c.observe, c.resolve, c.render) for c in game.clips}
     assert work == {"clip-01": (False, True, True), "clip-02": (True, True, True)}
     assert plans[GAMES[1]].idle
+
+
+@pytest.mark.parametrize(
+    ("sizes", "chosen", "expected"),
+    [
+        ({}, set(), []),
+        ({"a": 10}, {"a"}, ["a"]),
+        ({"a": 10}, set(), []),
+        ({"a": 1, "b": 30, "c": 20}, {"a", "b", "c"}, ["b", "c", "a"]),
+        ({"a": 1, "b": 30, "c": 20}, {"a", "c"}, ["c", "a"]),
+        ({"a": 5, "b": 5, "c": 0}, {"a", "b", "c"}, ["a", "b", "c"]),  # ties keep file order
+    ],
+)
+def test_longest_first(sizes: dict[str, int], chosen: set[str], expected: list[str]) -> None:
+    from hoopray.types import ClipRef
+
+    clips = [ClipRef("g", name, f"/x/{name}.mp4", "fp", size) for name, size in sizes.items()]
+    assert [c.clip_id for c in pipeline._longest_first(clips, chosen)] == expected
+
+
+@pytest.mark.parametrize(
+    ("per_game", "expected"),
+    [
+        ([], []),
+        ([(0, [])], []),
+        ([(5, ["a1", "a2"])], ["a1", "a2"]),
+        ([(1, ["a"]), (9, ["b1", "b2"]), (4, ["c"])], ["b1", "b2", "c", "a"]),
+        ([(3, ["a"]), (3, ["b"]), (0, ["c"])], ["a", "b", "c"]),  # ties keep game order
+    ],
+)
+def test_largest_games_first(per_game: list, expected: list[str]) -> None:
+    assert pipeline._largest_games_first(per_game) == expected

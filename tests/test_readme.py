@@ -268,7 +268,7 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         {"frame": f, "track_id": 1, **box, **identity, "status": "confirmed"} for f in range(10)
     ]
     _write(out, "identities/frames", "clip-01", frames)
-    for name in ("tracks", "reads", "team_votes"):
+    for name in ("tracks", "reads", "team_votes", "detections"):
         store.write_table(
             out, f"observations/{name}", GAME, "clip-01", types.empty_table(f"observations/{name}")
         )

@@ -11,7 +11,14 @@ import pytest
 
 from hoopray import store, types
 from hoopray.masks import rle_encode
-from hoopray.render import NEUTRAL, Style, render, track_styles
+from hoopray.render import (
+    NEUTRAL,
+    Style,
+    drawn_rows,
+    render,
+    render_options,
+    track_styles,
+)
 from hoopray.roster import parse_roster
 from hoopray.teams import TeamNaming
 from hoopray.types import Identities
@@ -130,8 +137,9 @@ def test_render_paints_team_colour_and_labels(clip: Path, tmp_path: Path) -> Non
             _identity(2, "unread"),
         ]
     )
-    out = render(clip, _tracks(rows), identities, ROSTER, NAMING, tmp_path / "v" / "out.mp4")
-    assert out == str(tmp_path / "v" / "out.mp4")
+    target = tmp_path / "v" / "out.mp4"
+    out = render(clip, _tracks(rows), identities, ROSTER, NAMING, target, masks="fill")
+    assert out == str(target)
     with av.open(out) as container:
         stream = container.streams.video[0]
         assert stream.codec_context.name == "h264"
@@ -154,7 +162,9 @@ def test_render_paints_team_colour_and_labels(clip: Path, tmp_path: Path) -> Non
 def test_opacity(clip: Path, tmp_path: Path, opacity: float) -> None:
     identities = _identities([_identity(1, "confirmed", "23", team_name="Knicks")])
     tracks = _tracks([(f, 1, BOX_1) for f in range(N)])
-    out = render(clip, tracks, identities, ROSTER, None, tmp_path / "o.mp4", opacity=opacity)
+    out = render(
+        clip, tracks, identities, ROSTER, None, tmp_path / "o.mp4", masks="fill", opacity=opacity
+    )
     assert _near(_frames(out)[0][25, 25], _blend(BLUE, opacity))
 
 
@@ -174,7 +184,7 @@ def test_no_tracks_copies_the_clip(clip: Path, tmp_path: Path) -> None:
 
 def test_track_missing_from_identities_is_neutral(clip: Path, tmp_path: Path) -> None:
     tracks = _tracks([(0, 5, BOX_1)])
-    out = render(clip, tracks, _identities([]), ROSTER, NAMING, tmp_path / "o.mp4")
+    out = render(clip, tracks, _identities([]), ROSTER, NAMING, tmp_path / "o.mp4", masks="fill")
     assert _near(_frames(out)[0][25, 25], _blend(NEUTRAL))
 
 
@@ -186,7 +196,7 @@ def test_mask_of_another_size_is_resized(clip: Path, tmp_path: Path) -> None:
     tracks = tracks.set_column(8, "height", pa.array([H // 2], pa.int32()))
     tracks = tracks.set_column(9, "width", pa.array([W // 2], pa.int32()))
     identities = _identities([_identity(1, "confirmed", "23", team_name="Knicks")])
-    out = render(clip, tracks, identities, ROSTER, NAMING, tmp_path / "o.mp4")
+    out = render(clip, tracks, identities, ROSTER, NAMING, tmp_path / "o.mp4", masks="fill")
     assert _near(_frames(out)[0][25, 25], _blend(BLUE))
 
 
@@ -194,7 +204,7 @@ def test_render_to_the_memory_store(clip: Path, mem_root: str) -> None:
     identities = _identities([_identity(1, "confirmed", "23", team_name="Knicks")])
     tracks = _tracks([(f, 1, BOX_1) for f in range(N)])
     target = store.join(mem_root, "game", "videos", "clip.mp4")
-    out = render(clip, tracks, identities, ROSTER, NAMING, target)
+    out = render(clip, tracks, identities, ROSTER, NAMING, target, masks="fill")
     assert out == target
     assert [e.name for e in store.list_dir(store.parent(target))] == ["clip.mp4"]
     assert store.read_head(out, 12)[4:8] == b"ftyp"
@@ -278,3 +288,136 @@ def test_track_styles(row: dict, naming: TeamNaming | None, expected: Style) -> 
 
 def test_track_styles_empty() -> None:
     assert track_styles(_identities([]), ROSTER, NAMING) == {}
+
+
+def _bluish(patch: np.ndarray) -> float:
+    """How much bluer than red a patch is, on average (grey: about 0)."""
+    values = patch.astype(float).reshape(-1, 3)
+    return float((values[:, 2] - values[:, 0]).mean())
+
+
+def _outline_frame(clip: Path, tmp_path: Path, **options: object) -> np.ndarray:
+    identities = _identities([_identity(1, "confirmed", "23", team_name="Knicks")])
+    tracks = _tracks([(f, 1, BOX_1) for f in range(N)])
+    out = render(clip, tracks, identities, ROSTER, NAMING, tmp_path / "o.mp4", **options)
+    return _frames(out)[0]
+
+
+def test_default_outline_leaves_the_player_visible(clip: Path, tmp_path: Path) -> None:
+    rgb = _outline_frame(clip, tmp_path)
+    assert _bluish(rgb[9:12, 15:35]) > 20  # top edge of the box in team colour
+    assert _bluish(rgb[15:35, 9:12]) > 20  # left edge
+    assert _near(rgb[25, 25], (GREY, GREY, GREY), tol=12)  # inside untouched
+    assert _bluish(rgb[42:60, 10:40]) > 40  # the label is still drawn
+
+
+def test_masks_none_draws_labels_only(clip: Path, tmp_path: Path) -> None:
+    rgb = _outline_frame(clip, tmp_path, masks="none")
+    assert abs(_bluish(rgb[9:12, 15:35])) < 8
+    assert _near(rgb[25, 25], (GREY, GREY, GREY), tol=12)
+    assert _bluish(rgb[42:60, 10:40]) > 40
+
+
+def test_max_masks_keeps_identified_players(clip: Path, tmp_path: Path) -> None:
+    rows = [(f, 1, BOX_1) for f in range(N)] + [(f, 2, BOX_2) for f in range(N)]
+    identities = _identities(
+        [_identity(1, "unread"), _identity(2, "confirmed", "23", team_name="Knicks")]
+    )
+    out = render(clip, _tracks(rows), identities, ROSTER, NAMING, tmp_path / "o.mp4", max_masks=1)
+    rgb = _frames(out)[0]
+    assert _bluish(rgb[9:12, 125:145]) > 20  # the confirmed player's outline (track 2)
+    assert np.abs(rgb[9:12, 15:35].astype(float) - GREY).mean() < 8  # track 1 left out
+
+
+@pytest.mark.parametrize(
+    ("rows", "labelled", "max_masks", "expected"),
+    [
+        ([], [], 3, []),
+        ([4, 5], [False, False], None, [4, 5]),
+        ([4, 5], [False, True], 2, [4, 5]),  # under the cap: all, in order
+        ([4, 5, 6], [False, True, False], 2, [5, 4]),  # labelled first, then in order
+        ([4, 5, 6], [True, False, True], 1, [4]),
+        ([4, 5, 6], [True, True, True], 0, []),
+    ],
+)
+def test_drawn_rows(
+    rows: list[int], labelled: list[bool], max_masks: int | None, expected: list[int]
+) -> None:
+    got = drawn_rows(np.asarray(rows, int), np.asarray(labelled, bool), max_masks)
+    assert got.tolist() == expected
+
+
+@pytest.mark.parametrize(
+    ("output", "expected"),
+    [
+        ({}, {}),
+        ({"render": True, "crf": 23, "report": True}, {}),
+        (
+            {"masks": "fill", "mask_opacity": 0.3, "max_masks": None, "crf": 18},
+            {"masks": "fill", "opacity": 0.3, "max_masks": None},
+        ),
+        ({"masks": "outline"}, {"masks": "outline"}),
+    ],
+)
+def test_render_options(output: dict, expected: dict) -> None:
+    assert render_options(output) == expected
+
+
+@pytest.mark.parametrize(
+    ("options", "match"),
+    [({"masks": "blobs"}, "masks must be"), ({"max_masks": -1}, "max_masks")],
+)
+def test_bad_mask_options(clip: Path, tmp_path: Path, options: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        render(
+            clip,
+            types.empty_table("observations/tracks"),
+            _identities([]),
+            None,
+            None,
+            tmp_path / "o.mp4",
+            **options,
+        )
+
+
+def test_a_flood_of_masks_leaves_the_picture_readable(tmp_path: Path) -> None:
+    """40 masks of half the frame each, as a random-weight SAM2 gives: with the defaults
+    (outlines, at most 20) most of the picture is untouched; blended without a cap, none."""
+    width, height, frames = 320, 180, 2
+    path = tmp_path / "flood.mp4"
+    with H264Writer(path, width, height, 30, crf=10) as writer:
+        for _ in range(frames):
+            writer.write(np.full((height, width, 3), GREY, np.uint8))
+    rng = np.random.default_rng(0)
+    data: dict[str, list] = {name: [] for name in types.OBS_TRACKS.names}
+    for frame in range(frames):
+        for track_id in range(1, 41):
+            x1, y1 = int(rng.integers(0, width // 2)), int(rng.integers(0, height // 2))
+            mask = np.zeros((height, width), bool)
+            mask[y1 : y1 + height // 2, x1 : x1 + width // 2] = True
+            row = {
+                "frame": frame,
+                "track_id": track_id,
+                "x1": x1,
+                "y1": y1,
+                "x2": x1 + width // 2,
+                "y2": y1 + height // 2,
+                "mask_area": int(mask.sum()),
+                "mask_rle": rle_encode(mask),
+                "height": height,
+                "width": width,
+                "class_name": "player",
+                "det_confidence": 1.0,
+                "source": "propagated",
+            }
+            for name in data:
+                data[name].append(row.get(name))
+    tracks = pa.table(data, schema=types.OBS_TRACKS)
+
+    def changed(**options: object) -> float:
+        out = render(path, tracks, _identities([]), None, None, tmp_path / "o.mp4", **options)
+        rgb = _frames(out)[0].astype(float)
+        return float((np.abs(rgb - GREY).max(axis=2) > 30).mean())
+
+    assert changed() < 0.25  # about 0.15
+    assert changed(masks="fill", max_masks=None) > 0.8  # about 0.89

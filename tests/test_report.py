@@ -382,3 +382,91 @@ def test_index_of_the_given_games(out_root: str) -> None:
     page = Page(store.read_text(write_index(out_root, games=games)))
     assert page.links == ["game-a/report.html", "game-b/report.html"]
     assert page.tables["games"] == [["game-a", "2", "1", "5"], ["game-b", "4", "0", "9"]]
+
+
+# --------------------------------------------------------------------------- off roster
+
+
+def _coverage_of(roster_yaml: str | None, tracks: list[dict]) -> tuple[dict, list[tuple]]:
+    import yaml
+
+    from hoopray.report import _coverage
+    from hoopray.roster import parse_roster
+
+    roster = parse_roster(yaml.safe_load(roster_yaml)) if roster_yaml else None
+    players, others = _coverage(roster, tracks)
+    return (
+        {(c.team, c.number): (c.name, c.status, c.tracks) for c in players},
+        [(c.team, c.number, c.name, c.status, c.tracks) for c in others],
+    )
+
+
+@pytest.mark.parametrize(
+    ("roster", "tracks", "found", "others"),
+    [
+        (ROSTER_YAML, [], {}, []),
+        (
+            ROSTER_YAML,
+            [_id_track("c", 1, 0, 9, "off_roster", team="Knicks", number="99")],
+            {},
+            [("Knicks", "99", None, "off_roster", 1)],
+        ),
+        (  # a name on an off-roster row (a roster edited since) is never shown
+            ROSTER_YAML,
+            [_id_track("c", 1, 0, 9, "off_roster", team="Knicks", number="23", name="Robinson")],
+            {},
+            [("Knicks", "23", None, "off_roster", 1)],
+        ),
+        (  # the off-roster identity outranks an ambiguous claim of it
+            ROSTER_YAML,
+            [
+                _id_track("c", 1, 0, 9, "ambiguous", team="Knicks", number="99"),
+                _id_track("c", 2, 0, 9, "off_roster", team="Knicks", number="99"),
+                _id_track("c", 3, 20, 29, "off_roster", team="Knicks", number="99"),
+            ],
+            {},
+            [("Knicks", "99", None, "off_roster", 3)],
+        ),
+        (
+            ROSTER_YAML,
+            [
+                _id_track("c", 1, 0, 9, "confirmed", team="Knicks", number="23", name="Robinson"),
+                _id_track("c", 2, 0, 9, "off_roster", team="Celtics", number="23"),
+                _id_track("c", 3, 0, 9, "unread", team="Celtics"),
+            ],
+            {("Knicks", "23"): ("Robinson", "confirmed", 1)},
+            [("Celtics", "23", None, "off_roster", 1)],
+        ),
+        (
+            None,
+            [_id_track("c", 1, 0, 9, "off_roster", team="Knicks", number="99", name="X")],
+            {},
+            [("Knicks", "99", None, "off_roster", 1)],
+        ),
+    ],
+    ids=["empty", "off-roster", "named-row", "with-ambiguous", "mixed", "no-roster"],
+)
+def test_off_roster_identities_are_listed_without_a_name(
+    roster: str | None, tracks: list[dict], found: dict, others: list[tuple]
+) -> None:
+    players, extra = _coverage_of(roster, tracks)
+    assert {k: v for k, v in players.items() if v[1] != "not found"} == found
+    assert extra == others
+
+
+def test_report_shows_off_roster_tracks_unnamed_and_uncounted(tmp_path: Path) -> None:
+    build_game(tmp_path)
+    _write_rows(
+        str(tmp_path),
+        "identities/tracks",
+        GAME,
+        [
+            _id_track("clip-01", 1, 0, 9, "confirmed", team="Knicks", number="23", name="Robinson"),
+            _id_track("clip-01", 5, 2, 6, "off_roster", team="Knicks", number="99", name="X"),
+        ],
+    )
+    text, page = _report(tmp_path)
+    assert [r[:4] for r in page.tables["identities"]] == [["Knicks", "99", "", "off_roster"]]
+    assert 'class="st st-off-roster"' in text and ">X<" not in text
+    clips = {r[0]: r for r in page.tables["clips"]}
+    assert clips["clip-01"][5:7] == ["1", "#23 Robinson (Knicks)"]  # confirmed only

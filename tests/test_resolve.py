@@ -459,15 +459,15 @@ def test_real_team_model_decides_as_the_old_observe_time_prediction() -> None:
     embedding) and resolve voted on those; resolve now predicts from the float16
     embeddings stored by observe. On noisy blobs (some votes disagree within a track) the
     decisions are the same."""
-    from hoopray.teams import fit_team_model, vote_team
+    from hoopray.teams import TeamsConfig, fit_team_model
+    from hoopray.voting import vote_team
 
     rng = np.random.default_rng(3)
     centres = rng.normal(0, 1, (2, 16)) * 1.5
     fit_truth = np.arange(60) % 2
     model = fit_team_model(
         (centres[fit_truth] + rng.normal(0, 1, (60, 16))).astype(np.float32),
-        n_neighbors=10_000,
-        knn_k=7,
+        TeamsConfig(umap_neighbors=10_000, knn_k=7),
     )
     spans = {t: (0, 40) for t in range(1, 9)}
     rows = [(f, t) for f in range(0, 40, 4) for t in spans]
@@ -871,3 +871,287 @@ def test_crossings(meet: tuple[int, int] | None, expected: dict) -> None:
     tracks = _tracks({1: (0, 9)}) if meet is None else _crossing_tracks(meet)
     assert crossings(tracks, 0.3) == expected
     assert crossings(types.empty_table("observations/tracks"), 0.3) == {}
+
+
+# --------------------------------------------------------------------------- player keys
+
+
+def _tracks_at(frames_by_track: dict[int, list[int]]) -> pa.Table:
+    """Tracks live on the given frames only (a track may be lost and found again), 20 px
+    apart (they never cross)."""
+    template = _tracks({1: (0, 0)}).to_pylist()[0]
+    rows = sorted((f, t) for t, frames in frames_by_track.items() for f in frames)
+    return pa.Table.from_pylist(
+        [
+            {**template, "frame": f, "track_id": t, "x1": 20.0 * t, "x2": 20.0 * t + 5}
+            for f, t in rows
+        ],
+        schema=types.OBS_TRACKS,
+    )
+
+
+def _frames(a: int, b: int) -> list[int]:
+    return list(range(a, b + 1))
+
+
+LINK_CASES = {
+    # a track lost at frame 40, the player prompted again as track 2 at frame 60
+    "lost and re-prompted": (
+        {1: _frames(0, 40), 2: _frames(60, 100)},
+        {1: "23", 2: "23"},
+        {1: 0, 2: 0},
+        ROSTER,
+        {1: ("confirmed", "g/Knicks/23"), 2: ("confirmed", "g/Knicks/23")},
+    ),
+    # track 1 lost twice and found again under its own id; track 2 fills the gap
+    "alternating, never together": (
+        {1: _frames(0, 20) + _frames(60, 80), 2: _frames(30, 50)},
+        {1: "23", 2: "23"},
+        {1: 0, 2: 0},
+        ROSTER,
+        {1: ("confirmed", "g/Knicks/23"), 2: ("confirmed", "g/Knicks/23")},
+    ),
+    "two claimants at once": (
+        {1: _frames(0, 60), 2: _frames(30, 100)},
+        {1: "23", 2: "23"},
+        {1: 0, 2: 0},
+        ROSTER,
+        {1: ("confirmed", "g/Knicks/23"), 2: ("ambiguous", "g/c/track-2")},
+    ),
+    "together on one frame": (
+        {1: _frames(0, 50), 2: _frames(50, 100)},
+        {1: "23", 2: "23"},
+        {1: 0, 2: 0},
+        ROSTER,
+        {1: ("confirmed", "g/Knicks/23"), 2: ("ambiguous", "g/c/track-2")},
+    ),
+    "same number, other team": (
+        {1: _frames(0, 60), 2: _frames(0, 60)},
+        {1: "7", 2: "7"},
+        {1: 0, 2: 1},
+        ROSTER,
+        {1: ("confirmed", "g/Knicks/7"), 2: ("confirmed", "g/Celtics/7")},
+    ),
+    "unconfirmed keeps its own key": (
+        {1: _frames(0, 40), 2: _frames(60, 100), 3: _frames(0, 100)},
+        {1: "23", 2: None, 3: None},
+        {1: 0, 2: 0, 3: 1},
+        ROSTER,
+        {
+            1: ("confirmed", "g/Knicks/23"),
+            2: ("unread", "g/c/track-2"),
+            3: ("unread", "g/c/track-3"),
+        },
+    ),
+    "off roster, linked but unnamed": (
+        {1: _frames(0, 40), 2: _frames(60, 100)},
+        {1: "99", 2: "99"},
+        {1: 0, 2: 0},
+        ROSTER,
+        {1: ("off_roster", "g/Knicks/99"), 2: ("off_roster", "g/Knicks/99")},
+    ),
+    "no roster": (
+        {1: _frames(0, 40), 2: _frames(60, 100)},
+        {1: "23", 2: "23"},
+        {1: 0, 2: 0},
+        None,
+        {1: ("confirmed", "g/Knicks/23"), 2: ("confirmed", "g/Knicks/23")},
+    ),
+    "team unknown: never linked": (
+        {1: _frames(0, 40), 2: _frames(60, 100)},
+        {1: "23", 2: "23"},
+        {},
+        ROSTER,
+        {1: ("confirmed", "g/c/track-1"), 2: ("confirmed", "g/c/track-2")},
+    ),
+    "one frame": (
+        {1: [0]},
+        {1: "23"},
+        {1: 0},
+        ROSTER,
+        {1: ("confirmed", "g/Knicks/23")},
+    ),
+}
+
+
+@pytest.mark.parametrize("policy", ["streak", "posterior"])
+@pytest.mark.parametrize("case", list(LINK_CASES))
+def test_player_key_links_one_players_tracks(case: str, policy: str) -> None:
+    frames_by_track, numbers, clusters, roster, expected = LINK_CASES[case]
+    reads = [  # two views of the number: at the track's first and last frames
+        r
+        for t, text in numbers.items()
+        if text is not None
+        for start in sorted({frames_by_track[t][0], frames_by_track[t][-1] - 2})
+        for r in _series(t, [text] * 3, start=start)
+        if r[0] in frames_by_track[t]
+    ]
+    votes = [(f, t, c, 1.0, 1.0) for t, c in clusters.items() for f in frames_by_track[t][:3]]
+    obs = Observations(
+        tracks=_tracks_at(frames_by_track),
+        reads=_reads(sorted(reads)),
+        team_votes=_vote_rows(votes),
+        clip=_clip(),
+        game_id="g",
+        clip_id="c",
+    )
+    cfg = ResolveConfig(policy=policy, reads_to_confirm=1 if case == "one frame" else 3)
+    got = resolve(obs, roster, NAMING, cfg, MODEL)
+    rows = _by_track(got)
+    assert {t: (r["status"], r["player_key"]) for t, r in rows.items()} == expected
+    for row in rows.values():
+        if row["status"] != "confirmed":
+            assert row["player_name"] is None
+    frame_keys = {(r["track_id"], r["player_key"]) for r in got.frames.to_pylist()}
+    assert frame_keys == {(t, key) for t, (_, key) in expected.items()}
+
+
+def test_player_key_without_naming_uses_the_cluster() -> None:
+    obs = _obs({1: (0, 40), 2: (60, 100)}, _series(1, ["23"] * 3) + _series(2, ["23"] * 3, 60))
+    obs.team_votes = _vote_rows([(0, 1, 1, 1.0, 1.0), (60, 2, 1, 1.0, 1.0)])
+    obs.game_id, obs.clip_id = "g", "c"
+    rows = _by_track(resolve(obs, None, None, STREAK, MODEL))
+    assert [r["player_key"] for r in rows.values()] == ["g/cluster-1/23", "g/cluster-1/23"]
+
+
+def test_player_key_of_an_empty_clip() -> None:
+    obs = Observations(
+        tracks=types.empty_table("observations/tracks"),
+        reads=types.empty_table("observations/reads"),
+        team_votes=types.empty_table("observations/team_votes"),
+        clip=types.empty_table("observations/clip"),
+        game_id="g",
+        clip_id="c",
+    )
+    got = resolve(obs, ROSTER, NAMING)
+    assert got.tracks["player_key"].to_pylist() == [] == got.frames["player_key"].to_pylist()
+
+
+@pytest.mark.parametrize(
+    ("args", "key"),
+    [
+        (("g", "c", 4, "Knicks", "23", "confirmed"), "g/Knicks/23"),
+        (("g", "c", 4, "Knicks", "99", "off_roster"), "g/Knicks/99"),
+        (("g", "c", 4, "cluster-0", "23", "confirmed"), "g/cluster-0/23"),
+        (("g", "c", 4, "Knicks", "23", "ambiguous"), "g/c/track-4"),
+        (("g", "c", 4, "Knicks", None, "unread"), "g/c/track-4"),
+        (("g", "c", 4, None, "23", "confirmed"), "g/c/track-4"),
+        (("", "", 4, "Knicks", "23", "confirmed"), "Knicks/23"),
+        (("", "", 4, None, None, "unread"), "track-4"),
+    ],
+)
+def test_player_key(args: tuple, key: str) -> None:
+    from hoopray.resolve import player_key
+
+    assert player_key(*args) == key
+
+
+def _detections(rows: list[tuple[int, str, str | None, int | None]]) -> pa.Table:
+    """``observations/detections`` of (frame, class name, role, matched track)."""
+    n = len(rows)
+    return types.check_schema(
+        "observations/detections",
+        pa.table(
+            {
+                "frame": pa.array([r[0] for r in rows], pa.int32()),
+                "class_name": pa.array([r[1] for r in rows], pa.string()),
+                "role": pa.array([r[2] for r in rows], pa.string()),
+                "x1": pa.array([0.0] * n, pa.float32()),
+                "y1": pa.array([0.0] * n, pa.float32()),
+                "x2": pa.array([5.0] * n, pa.float32()),
+                "y2": pa.array([9.0] * n, pa.float32()),
+                "confidence": pa.array([0.9] * n, pa.float32()),
+                "track_id": pa.array([r[3] for r in rows], pa.int32()),
+            }
+        ),
+    )
+
+
+@pytest.mark.parametrize(
+    ("detections", "expected"),
+    [
+        ([], {}),
+        ([(0, "ball", "ball", None), (5, "referee", "referee", None)], {}),  # no player
+        (
+            [
+                (0, "player-in-possession", "player", 1),
+                (0, "player", "player", 2),
+                (0, "ball", "ball", None),
+                (5, "player-jump-shot", "player", 1),
+                (5, "player", "player", None),  # a player no track matched
+            ],
+            {(0, 1): "player-in-possession", (0, 2): "player", (5, 1): "player-jump-shot"},
+        ),
+        ([(99, "player", "player", 1)], {}),  # a frame the track is not on
+    ],
+)
+def test_frames_carry_the_matched_detection_class(
+    detections: list[tuple[int, str, str | None, int | None]], expected: dict
+) -> None:
+    obs = _obs({1: (0, 9), 2: (0, 9)}, [])
+    obs.detections = _detections(detections)
+    frames = resolve(obs, None, None).frames.to_pylist()
+    assert len(frames) == 20
+    assert {
+        (r["frame"], r["track_id"]): r["class_name"] for r in frames if r["class_name"]
+    } == expected
+
+
+# --------------------------------------------------------------------------- confusion
+
+
+def _roster_of(number: str) -> Roster:
+    return parse_roster(
+        {
+            "teams": [
+                {"name": "Knicks", "colour": "#006bb6", "players": {number: "Player"}},
+                {"name": "Celtics", "colour": "#007a33", "players": {"11": "Eleven"}},
+            ]
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("on_roster", "misread", "status", "number"),
+    [
+        # the symmetric substitutions: each way round, a lookalike is explained
+        ("2", "7", "confirmed", "2"),
+        ("7", "2", "confirmed", "7"),
+        ("3", "8", "confirmed", "3"),
+        ("8", "3", "confirmed", "8"),
+        ("1", "7", "confirmed", "1"),
+        ("7", "1", "confirmed", "7"),
+        ("23", "28", "confirmed", "23"),
+        ("28", "23", "confirmed", "28"),
+        # a dropped digit is a misread; an added one is not
+        ("23", "2", "confirmed", "23"),
+        ("23", "3", "confirmed", "23"),
+        ("2", "23", "off_roster", "23"),
+        ("3", "23", "off_roster", "23"),
+        # unrelated digits explain nothing
+        ("2", "5", "unread", None),
+        ("23", "45", "off_roster", "45"),
+    ],
+)
+def test_posterior_confusion_cases(
+    on_roster: str, misread: str, status: str, number: str | None
+) -> None:
+    """Three reads of ``misread`` in one view, one of the roster's number in another."""
+    reads = _series(1, [misread] * 3) + _series(1, [on_roster], start=40)
+    row = _posterior_row(reads, "knicks", _roster_of(on_roster))
+    assert (row["status"], row["number"]) == (status, number)
+    assert row["player_name"] == ("Player" if status == "confirmed" else None)
+
+
+@pytest.mark.parametrize("text", ["99", "45", "00", "10"])
+@pytest.mark.parametrize("cfg", [STREAK, ResolveConfig()], ids=["streak", "posterior"])
+def test_a_number_on_no_roster_is_off_roster_and_unnamed(text: str, cfg: ResolveConfig) -> None:
+    obs = _obs({1: (0, 200)}, _two_views(text))
+    obs.team_votes = _vote_rows([(f, 1, c, w, own) for f, c, w, own in VOTES["knicks"]])
+    row = _by_track(resolve(obs, ROSTER, NAMING, cfg, MODEL))[1]
+    assert (row["status"], row["team_name"], row["number"], row["player_name"]) == (
+        "off_roster",
+        "Knicks",
+        text,
+        None,
+    )

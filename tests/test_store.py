@@ -111,7 +111,7 @@ def test_rewrite_replaces_partition(tmp_path: Path) -> None:
     "table",
     [
         _frames(2).drop_columns(["status"]),  # missing column
-        _frames(2).select([*reversed(types.ID_FRAMES.names)]),  # wrong order
+        _frames(2).select([*reversed(_frames(2).column_names)]),  # wrong order
         _frames(2).set_column(9, "status", pa.array([None, None], pa.string())),  # null
         _frames(2).set_column(0, "frame", pa.array(["a", "b"])),  # wrong type
     ],

@@ -22,6 +22,7 @@ from hoopray.voting import (
     split_runs,
     switch_weights,
     team_loglik,
+    vote_team,
 )
 
 
@@ -394,3 +395,39 @@ def test_pair_posterior_combines_team_and_numbers() -> None:
 )
 def test_switch_weights(log_odds: list[float], weights: list[float]) -> None:
     np.testing.assert_allclose(switch_weights(log_odds), weights, atol=1e-12)
+
+
+# --------------------------------------------------------------------------- team votes
+
+
+@pytest.mark.parametrize(
+    ("clusters", "confidences", "expected"),
+    [
+        ([], [], (None, 0.0)),
+        ([1], [0.2], (1, 0.2)),
+        ([0, 0, 0], [0.9, 0.9, 0.9], (0, 0.9)),
+        ([0, 0, 1], [0.9, 0.9, 0.9], (0, 0.3)),
+        ([0, 1, 1], [0.9, 0.2, 0.2], (0, (0.9 - 0.4) / 3)),
+        ([0, 1], [0.5, 0.5], (None, 0.0)),
+        ([0, 1, 1], [0.0, 0.0, 0.0], (1, 0.0)),
+        ([0, 1], [0.0, 0.0], (None, 0.0)),
+    ],
+)
+def test_vote_team(clusters: list[int], confidences: list[float], expected: tuple) -> None:
+    cluster, confidence = vote_team(np.array(clusters, np.int8), np.array(confidences))
+    assert cluster == expected[0]
+    assert confidence == pytest.approx(expected[1])
+
+
+@pytest.mark.parametrize(
+    ("clusters", "confidences", "match"),
+    [
+        ([0, 1], [0.5], "confidences"),
+        ([0, 2], [0.5, 0.5], "0 or 1"),
+        ([0], [1.5], r"\[0, 1\]"),
+        ([0], [np.nan], r"\[0, 1\]"),
+    ],
+)
+def test_vote_team_errors(clusters: list[int], confidences: list[float], match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        vote_team(clusters, confidences)

@@ -16,15 +16,24 @@ Every histogram is L1-normalised (each per-channel part on its own) and then squ
 the Hellinger distance between colour distributions and the rows have unit L2 norm
 (``1`` for joint, ``sqrt(3)`` for per-channel).
 
+Blanked pixels are left out: a pixel of exactly :data:`hoopray.teams.BLANK` (mid-grey) is
+one that observe masked out of a team crop (background, another player), so the histogram
+describes the track's own pixels only. A real pixel of exactly that grey is rare and
+dropping it changes little. Crops larger than ``max_side`` that hold blanked pixels are
+downscaled with nearest-neighbour sampling instead of area interpolation, so that no
+blanked pixel is blended into a colour.
+
 Edge cases: an empty list gives a ``(0, D)`` array; a crop with no pixels (a zero-sized
-dimension, as :func:`hoopray.geometry.crop` returns for a box outside the frame) gives a
-row of zeros, which a caller can recognise by its zero norm.
+dimension, as :func:`hoopray.geometry.crop` returns for a box outside the frame) or with
+blanked pixels only gives a row of zeros, which a caller can recognise by its zero norm.
 """
 
 from __future__ import annotations
 
 import cv2
 import numpy as np
+
+from hoopray.teams.naming import BLANK
 
 # OpenCV's 8-bit conversions: hue is 0..179 (circular), every other channel 0..255.
 _SPACES = {
@@ -94,13 +103,19 @@ class ColourHistogramEmbedder:
         return image
 
     def _histogram(self, rgb: np.ndarray) -> np.ndarray:
+        blank = (rgb == np.asarray(BLANK, dtype=np.uint8)).all(axis=2)
         longest = max(rgb.shape[:2])
         if self.max_side and longest > self.max_side:
             factor = self.max_side / longest
             size = (max(1, round(rgb.shape[1] * factor)), max(1, round(rgb.shape[0] * factor)))
-            rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+            how = cv2.INTER_NEAREST if blank.any() else cv2.INTER_AREA
+            rgb = cv2.resize(np.ascontiguousarray(rgb), size, interpolation=how)
+            blank = (rgb == np.asarray(BLANK, dtype=np.uint8)).all(axis=2)
+        if blank.all():
+            return np.zeros(self.dim)
         code, spans, circular = _SPACES[self.space]
         values = cv2.cvtColor(np.ascontiguousarray(rgb), code).reshape(-1, 3)
+        values = values[~blank.reshape(-1)]
         # per channel: [(bin index, weight), ...] with one entry (hard) or two (soft)
         channels = [
             self._assign(values[:, c].astype(np.float64), spans[c], circular[c]) for c in range(3)

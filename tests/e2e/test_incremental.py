@@ -22,6 +22,7 @@ OBSERVED = (
     "observations/tracks",
     "observations/reads",
     "observations/team_votes",
+    "observations/detections",
     "observations/clip",
 )
 

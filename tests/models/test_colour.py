@@ -119,3 +119,36 @@ def test_config_instantiates_an_embedder() -> None:
     assert isinstance(embedder, ColourHistogramEmbedder)
     assert isinstance(embedder, Embedder)
     assert embedder.embed([_solid((1, 2, 3))]).shape == (1, embedder.dim)
+
+
+def _with_blank(image: np.ndarray, rows: slice) -> np.ndarray:
+    from hoopray.teams import BLANK
+
+    out = image.copy()
+    out[rows] = BLANK
+    return out
+
+
+@pytest.mark.parametrize(
+    ("blanked", "kwargs"),
+    [
+        (slice(0, 20), {}),  # half the crop blanked
+        (slice(0, 39), {}),  # one row of jersey left
+        (slice(0, 301), {"max_side": 128}),  # downscaled: no blank blended into the jersey
+        (slice(0, 20), {"joint": False, "soft": False}),
+    ],
+)
+def test_blanked_pixels_are_ignored(blanked: slice, kwargs: dict) -> None:
+    jersey = _solid((30, 60, 160), h=40 if "max_side" not in kwargs else 400)
+    embedder = ColourHistogramEmbedder(**kwargs)
+    clean, masked = embedder.embed([jersey, _with_blank(jersey, blanked)])
+    np.testing.assert_allclose(masked, clean, atol=1e-6)
+
+
+def test_a_crop_of_blanked_pixels_only_embeds_to_zeros() -> None:
+    from hoopray.teams import BLANK
+
+    grey_but_not_blank = _solid((128, 128, 127))
+    out = ColourHistogramEmbedder().embed([_solid(BLANK), grey_but_not_blank])
+    assert not out[0].any()
+    assert np.linalg.norm(out[1]) == pytest.approx(1.0)
