@@ -10,11 +10,13 @@ floor. The 10 player detections of the frame come with them.
 - hoopray (what production runs, timed from the tracker's model output to the rows handed
   to the writer): the tracker's clean-up (:func:`hoopray.masks.clean_masks` in place, as
   the SAM2 trackers run it on the stack they just built), then observe's own per-frame code,
-  ``_ClipObserver._record_tracks`` and ``_read_numbers``: areas, boxes and COCO RLE of every
-  mask (:func:`hoopray.masks.encode_masks`), the players' class and confidence, IoS of every
-  number box, the legibility gates, the crops, the candidates and every ``tracks`` and
-  ``reads`` row, with the Arrow record batches those rows make counted per frame (the rows
-  of all repeats are packed at the end and that time is spread over the frames).
+  ``_ClipObserver._record_tracks``, ``_reopen_crossed`` (the early stop's crossing check),
+  ``_record_detections`` and ``_read_numbers``: areas, boxes and COCO RLE of every mask
+  (:func:`hoopray.masks.encode_masks`), the players' class and confidence, every detection's
+  row with its matched track, IoS of every number box, the legibility gates, the crops, the
+  candidates and every ``tracks``, ``detections`` and ``reads`` row, with the Arrow record
+  batches those rows make counted per frame (the rows of all repeats are packed at the end
+  and that time is spread over the frames).
 - notebook (its per-frame work, written for this benchmark): a full-frame
   connected-components clean-up of each mask with its fixed 300 px distance, boxes with
   ``supervision.mask_to_xyxy``, a full-frame boolean mask per number box, IoS with
@@ -75,6 +77,17 @@ class Inputs:
     players: sv.Detections  # the frame's player detections
     numbers: np.ndarray  # (12, 4) float32 number boxes
     frame: np.ndarray  # (H, W, 3) uint8
+
+    @property
+    def detections(self) -> sv.Detections:
+        """The detector's whole output of the frame: the players, then the number boxes."""
+        numbers = sv.Detections(
+            xyxy=self.numbers,
+            confidence=np.full(len(self.numbers), 0.9, dtype=np.float32),
+            class_id=np.ones(len(self.numbers), dtype=int),
+            data={CLASS_NAME: np.array(["number"] * len(self.numbers), dtype=object)},
+        )
+        return sv.Detections.merge([self.players, numbers])
 
 
 def make_inputs(seed: int = 0) -> Inputs:
@@ -216,6 +229,7 @@ def hoopray_frame(
     Returns the time it took (building the ``sv.Detections`` the tracker hands over is not
     counted) and the recorded tracks.
     """
+    detections = inputs.detections
     clock = Clock.start()
     clean_masks(masks, CLEAN_DISTANCE, in_place=True)
     clock.pause()
@@ -223,6 +237,9 @@ def hoopray_frame(
     clock.resume()
     numbers = sv.Detections(xyxy=inputs.numbers)
     tracks = observer._record_tracks(index, live, inputs.players, "propagated")  # type: ignore[arg-type]
+    if observer.cfg.skip_confirmed_reads is not None:
+        observer._reopen_crossed(tracks)
+    observer._record_detections(index, detections, tracks)
     observer._read_numbers(index, inputs.frame, numbers, tracks)
     clock.pause()
     return clock, tracks
@@ -236,7 +253,7 @@ def pack_seconds(observer: _ClipObserver, repeats: int = 5) -> Clock:
     clocks = []
     for _ in range(repeats):
         clock = Clock.start()
-        for builder in (observer.tracks, observer.reads):
+        for builder in (observer.tracks, observer.reads, observer.detections):
             pa.RecordBatch.from_pydict(builder._columns, schema=builder.schema)
         clock.pause()
         clocks.append(clock)

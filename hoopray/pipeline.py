@@ -222,9 +222,13 @@ def _actor_pool(spec: Any, in_flight: int | None = None) -> Any:
 
 
 def _gpu_dataset(
-    settings: Settings, items: list[dict[str, Any]], in_flight: int | None = None
+    settings: Settings,
+    items: list[dict[str, Any]],
+    in_flight: int | None = None,
+    registry: Any = None,
 ) -> Any:
-    """The GPU operator over ``items``; ``in_flight`` overrides ``ray.observe.in_flight``."""
+    """The GPU operator over ``items``; ``in_flight`` overrides ``ray.observe.in_flight``;
+    the actors add themselves to ``registry`` (a remote :class:`stages.ActorRegistry`)."""
     import ray.data
 
     pool = settings.gpu
@@ -232,7 +236,7 @@ def _gpu_dataset(
     ds = ray.data.from_items(items, override_num_blocks=max(1, len(items)))
     return ds.map_batches(
         stages.GpuWorker,
-        fn_constructor_kwargs={"settings": settings},
+        fn_constructor_kwargs={"settings": settings, "registry": registry},
         batch_size=1,
         compute=_actor_pool(pool.get("actors", 1), in_flight),
         num_gpus=float(pool.get("num_gpus", 0)),
@@ -243,11 +247,15 @@ def _gpu_dataset(
 
 
 def _stream(
-    settings: Settings, items: list[dict[str, Any]], sink: queue.Queue, in_flight: int | None
+    settings: Settings,
+    items: list[dict[str, Any]],
+    sink: queue.Queue,
+    in_flight: int | None,
+    registry: Any = None,
 ) -> None:
     """Run the GPU dataset; put each result row on ``sink``, then ``None`` or the error."""
     try:
-        for row in _gpu_dataset(settings, items, in_flight).iter_rows():
+        for row in _gpu_dataset(settings, items, in_flight, registry).iter_rows():
             sink.put(("row", dict(row)))
         sink.put(("end", None))
     except BaseException as err:
@@ -427,6 +435,8 @@ class _Execution:
         round that queues one item per actor at a time, where only the item that kills its
         actor fails.
         """
+        import ray
+
         rounds = int(self.settings.ray.get("rounds", 3))
         queued = int(self.settings.gpu.get("in_flight", 1) or 1)
         todo = [i for i in items if _item_key(i) not in self.done_items]
@@ -437,12 +447,16 @@ class _Execution:
             for item in todo:
                 tried[_item_key(item)] = tried.get(_item_key(item), 0) + 1
             sink: queue.Queue = queue.Queue()
+            registry = ray.remote(num_cpus=0)(stages.ActorRegistry).remote()
             thread = threading.Thread(
-                target=_stream, args=(self.settings, todo, sink, queued), daemon=True
+                target=_stream, args=(self.settings, todo, sink, queued, registry), daemon=True
             )
             thread.start()
             error = self._drain(sink)
             thread.join()
+            # the finished execution's actors free their GPUs and CPUs for the CPU tasks
+            # and the next round (Ray Data alone may keep a restarted actor alive)
+            stages.stop_actors(registry)
             todo = [i for i in todo if _item_key(i) not in self.done_items]
             if error is None and (queued == 1 or not todo):
                 break

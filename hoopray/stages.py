@@ -120,6 +120,45 @@ def _timeout_marker(settings: Settings, row: Mapping[str, Any]) -> str:
     return store.join(settings.out_root, "_status", "timeouts", settings.run_id, name)
 
 
+class ActorRegistry:
+    """The GPU actors of one execution, so that the driver can stop them when it ends.
+
+    Ray Data releases a finished execution's actors by reference counting; after an actor
+    crashed and restarted, references can outlive the execution and the actor keeps its
+    GPU and CPUs. Each :class:`GpuWorker` adds its handle here; :func:`stop_actors` kills
+    them all.
+    """
+
+    def __init__(self) -> None:
+        self.handles: list[Any] = []
+
+    def add(self, handle: Any) -> None:
+        self.handles.append(handle)
+
+    def take(self) -> list[Any]:
+        handles, self.handles = self.handles, []
+        return handles
+
+
+def stop_actors(registry: Any) -> int:
+    """Kill every actor ``registry`` (a remote :class:`ActorRegistry`) holds, then the
+    registry; returns how many handles it held (an actor restarted counts again)."""
+    import ray
+
+    try:
+        handles = ray.get(registry.take.remote(), timeout=30)
+    except Exception as err:
+        log.warning("could not list the GPU actors to stop: %s", err)
+        handles = []
+    for handle in handles:
+        try:
+            ray.kill(handle, no_restart=True)
+        except Exception as err:  # already gone
+            log.debug("kill %s: %s", handle, err)
+    ray.kill(registry, no_restart=True)
+    return len(handles)
+
+
 class GpuWorker:
     """Pass 1 and pass 2 on one GPU actor pool; models are loaded once per actor.
 
@@ -128,8 +167,13 @@ class GpuWorker:
     actor, and the retried item finds the mark and fails alone with the reason.
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, registry: Any = None) -> None:
         from hoopray.observe import ObserveConfig
+
+        if registry is not None:
+            import ray
+
+            ray.get(registry.add.remote(ray.get_runtime_context().current_actor))
 
         missing = _missing_weights_here(settings)
         if missing:

@@ -194,17 +194,17 @@ def test_sweep_tunes_min_posterior_and_min_margin(stored, tmp_path: Path) -> Non
     confirmed = sum(t["status"] == "confirmed" for t in tracks)
     top_posterior = max(t["posterior"] for t in tracks if t["posterior"] is not None)
     top_margin = max(t["margin"] for t in tracks if t["margin"] is not None)
-    assert confirmed and top_posterior < 0.995 and top_margin < 0.995
-    strict_posterior = round(top_posterior + 0.005, 3)
-    strict_margin = round(top_margin + 0.005, 3)
+    assert confirmed and top_posterior < 1.0 and top_margin < 1.0
+    strict_posterior = (top_posterior + 1.0) / 2
+    strict_margin = (top_margin + 1.0) / 2
     sweep_dir = tmp_path / "sweep"
     result = _job(
         "sweep.py",
         "-m",
         f"sweep.out_root={stored['out']}",
         f"sweep.labels={stored['labels']}",
-        f"resolve.min_posterior=0.5,{strict_posterior}",
-        f"resolve.min_margin=0.0,{strict_margin}",
+        f"resolve.min_posterior=0.5,{strict_posterior!r}",
+        f"resolve.min_margin=0.0,{strict_margin!r}",
         f"hydra.sweep.dir={sweep_dir}",
         cwd=tmp_path,
     )

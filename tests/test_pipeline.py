@@ -239,3 +239,26 @@ def test_longest_first(sizes: dict[str, int], chosen: set[str], expected: list[s
 )
 def test_largest_games_first(per_game: list, expected: list[str]) -> None:
     assert pipeline._largest_games_first(per_game) == expected
+
+
+@pytest.mark.parametrize("actors", [0, 1, 2])
+def test_stop_actors_kills_what_registered(ray_local, actors: int) -> None:
+    import ray
+
+    from hoopray import stages
+
+    @ray.remote(num_cpus=0, max_restarts=-1)
+    class Worker:
+        def __init__(self, registry) -> None:
+            ray.get(registry.add.remote(ray.get_runtime_context().current_actor))
+
+        def ping(self) -> str:
+            return "pong"
+
+    registry = ray.remote(num_cpus=0)(stages.ActorRegistry).remote()
+    workers = [Worker.remote(registry) for _ in range(actors)]
+    assert ray.get([w.ping.remote() for w in workers]) == ["pong"] * actors
+    assert stages.stop_actors(registry) == actors
+    for worker in workers:  # killed for good, though restarts are allowed
+        with pytest.raises(ray.exceptions.RayActorError):
+            ray.get(worker.ping.remote(), timeout=30)
