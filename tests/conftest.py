@@ -57,13 +57,13 @@ def no_network() -> None:
         socket.create_connection(("203.0.113.1", 443), timeout=1)
 
 
-# Tiny random-weight models of the real architectures (hoopray.models.tiny), built once per
+# Tiny random-weight models of the real architectures (hoopray.testing.tiny), built once per
 # session and loaded by the production adapters through their ordinary loading path.
 
 
 @pytest.fixture(scope="session")
 def tiny_siglip_dir(tmp_path_factory: pytest.TempPathFactory):
-    from hoopray.models.tiny import build_tiny_siglip
+    from hoopray.testing.tiny import build_tiny_siglip
 
     return build_tiny_siglip(tmp_path_factory.mktemp("tiny-siglip"))
 
@@ -71,14 +71,14 @@ def tiny_siglip_dir(tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="session")
 def tiny_smolvlm_dirs(tmp_path_factory: pytest.TempPathFactory):
     """(base directory, LoRA adapter directory)."""
-    from hoopray.models.tiny import build_tiny_smolvlm
+    from hoopray.testing.tiny import build_tiny_smolvlm
 
     return build_tiny_smolvlm(tmp_path_factory.mktemp("tiny-smolvlm"))
 
 
 @pytest.fixture(scope="session")
 def tiny_rfdetr_checkpoint(tmp_path_factory: pytest.TempPathFactory):
-    from hoopray.models.tiny import build_tiny_rfdetr
+    from hoopray.testing.tiny import build_tiny_rfdetr
 
     return build_tiny_rfdetr(tmp_path_factory.mktemp("tiny-rfdetr") / "players.pth")
 
@@ -87,7 +87,7 @@ def tiny_rfdetr_checkpoint(tmp_path_factory: pytest.TempPathFactory):
 def tiny_sam2_dir(tmp_path_factory: pytest.TempPathFactory) -> os.PathLike[str]:
     """A tiny randomly initialised transformers ``Sam2VideoModel`` (128 px input) and its
     processor, saved with ``save_pretrained``; load it through the production path."""
-    from hoopray.models.sam2_video import build_tiny_sam2_video
+    from hoopray.testing.tiny import build_tiny_sam2_video
 
     return build_tiny_sam2_video(tmp_path_factory.mktemp("tiny_sam2"), seed=0)
 

@@ -4,7 +4,7 @@
 :class:`Case` is one thing an archive can throw at hoopray (a zero-byte file, a
 truncated mp4, a rotated phone clip, a malformed roster, ...), beside control clips
 that must come through untouched. Clips that are expected to work are made from the
-synthetic world (:mod:`hoopray.synthetic`) with their own labels, so the replay doubles
+synthetic world (:mod:`hoopray.testing.synthetic`) with their own labels, so the replay doubles
 see players in them: a clip that decodes wrongly (unrotated, mis-sized) loses its
 players and the tests notice.
 
@@ -28,8 +28,8 @@ import pyarrow.parquet as pq
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-from hoopray.models.replay import ReplayTracker, ReplayTracking, ReplayWorld
-from hoopray.synthetic import ClipSpec, clip_key, iter_clip, make_game
+from hoopray.testing.replay import ReplayTracker, ReplayTracking, ReplayWorld
+from hoopray.testing.synthetic import ClipSpec, clip_key, iter_clip, make_game
 from hoopray.types import LABELS
 from tests.test_video import _set_display_rotation
 
@@ -265,10 +265,10 @@ def build_corpus(root: Path) -> Corpus:
 
 
 class FaultyTracking(ReplayTracking):
-    """The replay tracking of :mod:`hoopray.models.replay`, with faults on request.
+    """The replay tracking of :mod:`hoopray.testing.replay`, with faults on request.
 
     Args:
-        world: as :class:`~hoopray.models.replay.ReplayTracking`.
+        world: as :class:`~hoopray.testing.replay.ReplayTracking`.
         crash: ``"<game_id>/<clip_id>"`` whose tracker kills its process (``os._exit``)
             at frame ``crash_frame``, once: ``marker`` is created first and a later try
             finds it and goes on.

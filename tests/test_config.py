@@ -108,7 +108,7 @@ def test_sweep_config_composes_and_builds() -> None:
 def test_experiments_compose_and_override_only_models_data_output(experiment: str) -> None:
     base = _compose([])
     cfg = _compose([f"+experiment={experiment}"])
-    assert cfg.models.detector._target_ == "hoopray.models.replay.ReplayDetector"
+    assert cfg.models.detector._target_ == "hoopray.testing.replay.ReplayDetector"
     assert cfg.resolve == base.resolve
     assert cfg.observe == base.observe
 

@@ -35,7 +35,7 @@ def test_node_lost_mid_run_retries_its_clips_and_equals_an_undisturbed_run(
     import ray
     from ray.cluster_utils import Cluster
 
-    from hoopray.synthetic import clip_key, make_game
+    from hoopray.testing.synthetic import clip_key, make_game
 
     games_local, labels = tmp_path / "games", tmp_path / "labels"
     make_game(games_local, labels, "n1", seed=31, clips=3, seconds=1.5, fps=10, size=SIZE)

@@ -12,7 +12,7 @@ from hydra import compose, initialize_config_dir
 
 from hoopray import store
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CONF = ROOT / "conf"
 FAKE_KEY = "hf_" + "Zx81" * 9
 
@@ -71,7 +71,7 @@ def stored(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     GPU worker's pass 1 (sample) and observe items, the team fit and the game's finish."""
     from hoopray import outputs, stages
     from hoopray.settings import Settings
-    from hoopray.synthetic import make_game
+    from hoopray.testing.synthetic import make_game
     from hoopray.video import discover_games
 
     root = tmp_path_factory.mktemp("jobs")

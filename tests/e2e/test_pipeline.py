@@ -2,7 +2,7 @@
 
 Detection, tracking and reading are ground-truth replay doubles (``+experiment=replay``)
 so that the pipeline around the models is what is tested; the smoke run with tiny real
-models is in ``tests/test_jobs.py``.
+models is in ``tests/e2e/test_jobs.py``.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from hoopray import job, pipeline, store
 from hoopray.settings import Settings
 from hoopray.types import ClipStatus
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
+CONF = Path(__file__).resolve().parents[2] / "conf"
 GAMES = ("game-a", "game-b")
 
 pytestmark = pytest.mark.slow
@@ -44,7 +44,7 @@ def ray_local():
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    from hoopray.synthetic import make_game
+    from hoopray.testing.synthetic import make_game
 
     root = tmp_path_factory.mktemp("pipeline")
     games, labels = root / "games", root / "labels"

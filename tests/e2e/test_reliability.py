@@ -182,7 +182,7 @@ def test_fixed_roster_reresolves_without_observing_again(run: dict, corpus: Corp
     """Last in the module: it changes the corpus."""
     import yaml
 
-    from hoopray.synthetic import make_roster
+    from hoopray.testing.synthetic import make_roster
 
     out = run["out"]
     observed = store.table_path(str(out), "observations/clip", "bad-roster", "clip-01")

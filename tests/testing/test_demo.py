@@ -1,4 +1,4 @@
-"""hoopray.demo: when the job runs the demo instead of stopping, and what it says.
+"""hoopray.testing.demo: when the job runs the demo instead of stopping, and what it says.
 
 The demo run itself (a subprocess of jobs/process_games.py on a fresh working folder, the
 report in Chromium) is tests/e2e/test_demo.py.
@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from hydra import initialize_config_dir
 
-from hoopray import demo
+from hoopray.testing import demo
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
+CONF = Path(__file__).resolve().parents[2] / "conf"
 
 
 @pytest.mark.parametrize(
@@ -81,7 +81,7 @@ def test_wants_demo(
         ({"_target_": "hoopray.models.sam2_meta.Sam2MetaTracking"}, [], True),
         ({"_target_": "hoopray.models.sam2_video.Sam2VideoTracking"}, ["not cached"], False),
         ({"_target_": "hoopray.models.bytetrack.ByteTrackTracking"}, [], False),
-        ({"_target_": "hoopray.models.replay.ReplayTracking"}, [], False),  # never a replay
+        ({"_target_": "hoopray.testing.replay.ReplayTracking"}, [], False),  # never a replay
         (None, [], False),
         ({}, [], False),
     ],
@@ -98,7 +98,7 @@ def _demo_cfg(overrides: list[str]):
 def test_compose_applies_the_demo_and_the_user_wins() -> None:
     cfg = _demo_cfg(["output.root=/tmp/mine"])
     assert cfg.output.root == "/tmp/mine"
-    assert cfg.models.detector._target_ == "hoopray.models.replay.ReplayDetector"
+    assert cfg.models.detector._target_ == "hoopray.testing.replay.ReplayDetector"
     assert cfg.models.detector.difficulty == "realistic"
     assert cfg.models.tracker._target_ == "hoopray.models.bytetrack.ByteTrackTracking"
     assert cfg.models.embedder._target_ == "hoopray.models.colour.ColourHistogramEmbedder"
