@@ -25,15 +25,14 @@ import av
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
 from hoopray.testing.replay import ReplayTracker, ReplayTracking, ReplayWorld
 from hoopray.testing.synthetic import ClipSpec, clip_key, iter_clip, make_game
 from hoopray.types import LABELS
+from tests.conftest import compose_config
 from tests.test_video import _set_display_rotation
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
 CONTROL = "ctl"
 SIZE = (320, 180)
 FPS = 10
@@ -78,20 +77,15 @@ class Corpus:
 
 def config(games: Path, labels: Path, out: Path, *extra: str) -> DictConfig:
     """The replay experiment over ``games``, shrunk for tests (PCA instead of UMAP)."""
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose(
-            config_name="config",
-            overrides=[
-                "+experiment=replay",
-                f"data.root={games}",
-                f"data.labels={labels}",
-                f"output.root={out}",
-                "ray.observe.num_gpus=0.5",
-                "observe.read_stride=2",
-                "teams.umap_neighbors=500",  # PCA: no numba compilation in a test
-                *extra,
-            ],
-        )
+    return compose_config(
+        "+experiment=replay",
+        f"data.root={games}",
+        f"data.labels={labels}",
+        f"output.root={out}",
+        "ray.observe.num_gpus=0.5",
+        *extra,
+        cpu=True,
+    )
 
 
 # --------------------------------------------------------------------------- encoding

@@ -32,20 +32,6 @@ SIZE = (320, 180)
 pytestmark = pytest.mark.reliability
 
 
-@pytest.fixture(scope="module")
-def ray_local():
-    import ray
-    ray.init(
-        num_cpus=2,
-        num_gpus=1,
-        include_dashboard=False,
-        ignore_reinit_error=True,
-        log_to_driver=False,
-    )
-    yield ray
-    ray.shutdown()
-
-
 def content(out: Path, game_id: str) -> dict[str, list[str]]:
     return table_content(out, game_id)
 

@@ -29,14 +29,6 @@ OBSERVED = (
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def ray_local():
-    import ray
-    ray.init(num_cpus=2, num_gpus=1, include_dashboard=False, log_to_driver=False)
-    yield ray
-    ray.shutdown()
-
-
 def _nightly(cfg) -> int:
     return job.run_job(cfg, incremental=True, start_ray=lambda **k: None)
 

@@ -36,6 +36,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from hoopray import store, types
+from tests.conftest import compose_config
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
@@ -78,12 +79,9 @@ def _python(argv: list[str]) -> list[str]:
 
 
 def _compose(script: str, overrides: list[str]) -> None:
-    from hydra import compose, initialize_config_dir
-
     assert (ROOT / script).is_file(), f"{script} does not exist"
     config = {"jobs/process_games.py": "config", "jobs/nightly.py": "config"}[script]
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose(config_name=config, overrides=overrides)
+    cfg = compose_config(*overrides, name=config)
     for override in overrides:
         key, value = override.lstrip("+").split("=", 1)
         if "/" not in key and "." in key:

@@ -33,20 +33,6 @@ from tests.reliability_corpus import CASES, Case, Corpus, build_corpus, config
 pytestmark = [pytest.mark.reliability, pytest.mark.slow]
 
 
-@pytest.fixture(scope="module")
-def ray_local():
-    import ray
-    ray.init(
-        num_cpus=2,
-        num_gpus=1,  # a fake GPU: the GPU-actor paths are scheduled as on a cluster
-        include_dashboard=False,
-        ignore_reinit_error=True,
-        log_to_driver=False,
-    )
-    yield ray
-    ray.shutdown()
-
-
 @contextlib.contextmanager
 def unreadable(path: Path) -> Iterator[None]:
     """``path`` (mode 000) cannot be read. Root reads it anyway, so for root the driver's

@@ -6,14 +6,10 @@ report in Chromium) is tests/e2e/test_demo.py.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-from hydra import initialize_config_dir
 
 from hoopray.testing import demo
-
-CONF = Path(__file__).resolve().parents[2] / "conf"
+from tests.conftest import real_config_dir
 
 
 @pytest.mark.parametrize(
@@ -91,7 +87,7 @@ def test_keep_tracker(tracker: dict | None, missing: list[str], keep: bool) -> N
 
 
 def _demo_cfg(overrides: list[str]):
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+    with real_config_dir():
         return demo.compose(overrides)
 
 
