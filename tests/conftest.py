@@ -114,6 +114,9 @@ def compose_config(
 # One local Ray for the tests that run the pipeline in this process.
 
 LOCAL_RAY = {
+    # a new local instance: never the cluster another process on this machine left in
+    # /tmp/ray/ray_current_cluster (a ray.cluster_utils.Cluster, `ray start`)
+    "address": "local",
     "num_cpus": 2,
     "num_gpus": 1,  # a fake GPU: the GPU-actor paths are scheduled as on a cluster
     "include_dashboard": False,
