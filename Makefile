@@ -13,7 +13,8 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install -q -e ".[test,ocr]"
 	touch $(STAMP)
 
-# On a fresh clone (no games under data.root, no weights) this runs the demo (hoopray/demo.py).
+# On a fresh clone (no games under data.root, no weights) this runs the demo
+# (hoopray/testing/demo.py).
 run: $(STAMP)
 	$(PY) jobs/process_games.py $(ARGS)
 

@@ -74,7 +74,7 @@ for _path in (str(REPO), str(BENCHMARKS)):
 import common  # noqa: E402
 import numpy as np  # noqa: E402
 
-from hoopray.models.replay import ReplayDetector, ReplayTracker, ReplayTracking  # noqa: E402
+from hoopray.testing.replay import ReplayDetector, ReplayTracker, ReplayTracking  # noqa: E402
 
 GPUS = 4
 FPS = 10.0
@@ -362,7 +362,7 @@ def archive_spec(games: int, clips: tuple[int, int], seconds: tuple[int, int], s
 
 def build_archive(spec: list[list[int]], seed: int, cache: Path | None = None) -> Archive:
     """Write the archive of ``spec`` (or reuse the cached copy of the same spec and seed)."""
-    from hoopray.synthetic import make_game, write_clip
+    from hoopray.testing.synthetic import make_game, write_clip
 
     key = hashlib.sha256(json.dumps([spec, seed, FPS, SIZE]).encode()).hexdigest()[:12]
     root = (cache or Path(tempfile.gettempdir())) / f"hoopray-cluster-sim-{key}"

@@ -24,10 +24,10 @@ os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 if TYPE_CHECKING:
     from hoopray.models.base import Models
-    from hoopray.models.replay import ReplayWorld
     from hoopray.roster import Roster
-    from hoopray.synthetic import SyntheticGame
     from hoopray.teams import TeamModel, TeamNaming
+    from hoopray.testing.replay import ReplayWorld
+    from hoopray.testing.synthetic import SyntheticGame
     from hoopray.types import ClipRef
 
 # Random-weight SAM2 masks cover about half the frame, so no later detection is
@@ -147,7 +147,7 @@ def make_game(
     game_id: str = "game-001",
 ) -> SyntheticGame:
     """A synthetic game under ``root/games`` with its labels under ``root/labels``."""
-    from hoopray.synthetic import make_game as write_game
+    from hoopray.testing.synthetic import make_game as write_game
 
     return write_game(
         root / "games",
@@ -211,11 +211,10 @@ class TinyDirs:
 
 
 def build_tiny_models(root: Path, *, sam2_image_size: int = 128, rfdetr: bool = False) -> TinyDirs:
-    """Save the tiny models of :mod:`hoopray.models.tiny` and the tiny SAM2 video model."""
-    from hoopray.models import tiny
-    from hoopray.models.sam2_video import build_tiny_sam2_video
+    """Save the tiny models of :mod:`hoopray.testing.tiny` and the tiny SAM2 video model."""
+    from hoopray.testing import tiny
 
-    sam2 = build_tiny_sam2_video(root / "sam2", image_size=sam2_image_size)
+    sam2 = tiny.build_tiny_sam2_video(root / "sam2", image_size=sam2_image_size)
     siglip = tiny.build_tiny_siglip(root / "siglip")
     base, adapter = tiny.build_tiny_smolvlm(root / "smolvlm")
     checkpoint = tiny.build_tiny_rfdetr(root / "rfdetr" / "checkpoint.pth") if rfdetr else None

@@ -1,7 +1,7 @@
 """Identity quality under realistic noise: hoopray's resolve against the notebook's rules.
 
 For each difficulty (``easy``, ``realistic``, ``hard``: the world of
-:func:`hoopray.synthetic.make_game` and the replay doubles of :mod:`hoopray.models.replay`,
+:func:`hoopray.testing.synthetic.make_game` and the replay doubles of :mod:`hoopray.testing.replay`,
 both at that difficulty) the script writes ``--games`` small games (2 clips of
 ``--seconds`` at 320x180, 6 players a side), fits each game's team model (colour
 histograms), observes every clip once in-process (no Ray; every number box read on every
@@ -278,13 +278,13 @@ def run_game(root: Path, difficulty: str, seed: int, seconds: float) -> dict[str
     import pyarrow.parquet as pq
 
     from hoopray.models.colour import ColourHistogramEmbedder
-    from hoopray.models.replay import ReplayWorld
     from hoopray.observe import ObserveConfig, observe
     from hoopray.resolve import ResolveConfig
     from hoopray.roster import load_roster
     from hoopray.stages import resolve_game_clips
-    from hoopray.synthetic import make_game
     from hoopray.teams import TeamsConfig, fit_team_model, name_clusters, sample_game
+    from hoopray.testing.replay import ReplayWorld
+    from hoopray.testing.synthetic import make_game
 
     game = make_game(
         root / "games",

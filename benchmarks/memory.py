@@ -1,6 +1,6 @@
 """Memory of observe on a short and a 10x longer clip: does it grow with the clip?
 
-Two separate synthetic clips are written (:func:`hoopray.synthetic.write_clip` through
+Two separate synthetic clips are written (:func:`hoopray.testing.synthetic.write_clip` through
 ``make_game``; different seeds, so the short one is not the start of the long one), of
 ``--short`` and ``--long`` frames. Each is observed in a fresh Python process, which loads
 the models (and the replay doubles' labels of the clip), notes its RSS (the *baseline*),
@@ -67,9 +67,9 @@ def child(spec: dict) -> dict:
     """
     common.quiet()
     common.set_torch_threads(spec["threads"])
-    from hoopray.models.replay import ReplayWorld
     from hoopray.observe import ObserveConfig
     from hoopray.stages import observe_to_store
+    from hoopray.testing.replay import ReplayWorld
     from hoopray.types import ClipRef
 
     world = ReplayWorld(spec["labels"])

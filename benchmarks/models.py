@@ -1,9 +1,9 @@
 """Throughput of the model adapters: items per second through hoopray's own adapters.
 
-Builds the tiny random-weight models of :mod:`hoopray.models.tiny` in a temporary
+Builds the tiny random-weight models of :mod:`hoopray.testing.tiny` in a temporary
 directory and times each adapter on synthetic inputs: detector frames/s on 1280x720
-frames, embedder crops/s, reader crops/s, and SAM2 tracker frames/s where
-``hoopray.models.sam2_video.build_tiny_sam2_video`` exists. On CUDA each adapter first
+frames, embedder crops/s, reader crops/s, and SAM2 tracker frames/s (the tiny SAM2 of
+``hoopray.testing.tiny.build_tiny_sam2_video``). On CUDA each adapter first
 tries the real weights (config defaults: Hugging Face cache, ``$HOOPRAY_WEIGHTS``) and
 falls back to the tiny model; the table says which ran. Tiny-model figures measure the
 adapters' overhead and the architectures' cost at tiny sizes, not real-model speed
@@ -60,11 +60,11 @@ def main() -> None:
     warnings.filterwarnings("ignore")
     logging.disable(logging.WARNING)
 
-    from hoopray.models import tiny
     from hoopray.models.device import resolve_device
     from hoopray.models.rfdetr_detector import RfDetrDetector
     from hoopray.models.siglip import DEFAULT_SIGLIP, SiglipEmbedder
     from hoopray.models.smolvlm import DEFAULT_SMOLVLM2, SmolVlmNumberReader
+    from hoopray.testing import tiny
 
     device = resolve_device(args.device)
     cuda = device.startswith("cuda")
@@ -141,19 +141,17 @@ def main() -> None:
 def _sam2_rows(
     root: Path, device: str, frame: np.ndarray, repeats: int
 ) -> list[tuple[str, str, str, float]]:
-    """SAM2 tracker frames/s on 5 boxes, when C1's tiny builder exists."""
+    """SAM2 tracker frames/s on 5 boxes, on the tiny SAM2 video model."""
     try:
         from hoopray.models import sam2_video
     except ImportError:
         return []
-    build = getattr(sam2_video, "build_tiny_sam2_video", None)
-    if build is None:
-        print("  (sam2: hoopray.models.sam2_video.build_tiny_sam2_video not found; skipped)")
-        return []
     import supervision as sv
 
+    from hoopray.testing.tiny import build_tiny_sam2_video
+
     directory = root / "sam2"
-    build(directory)
+    build_tiny_sam2_video(directory)
     tracking = sam2_video.Sam2VideoTracking(str(directory), device=device)
     boxes = np.array([[100 + 200 * i, 200, 180 + 200 * i, 420] for i in range(5)], np.float32)
     detections = sv.Detections(

@@ -98,10 +98,10 @@ def measure(
     """Write a game, observe it under both policies, resolve and score each clip."""
     from hoopray.evaluate import read_labels, score_clip
     from hoopray.models.colour import ColourHistogramEmbedder
-    from hoopray.models.replay import ReplayWorld
     from hoopray.observe import ObserveConfig, observe
     from hoopray.resolve import ResolveConfig, resolve
     from hoopray.roster import load_roster
+    from hoopray.testing.replay import ReplayWorld
     from hoopray.types import IdentityStatus
 
     game = common.make_game(root, seconds=seconds, size=size, clips=clips, seed=seed)

@@ -150,7 +150,7 @@ def build_sam2(directory: Path, variant: str, quick: bool = False) -> Path:
     )
 
     if quick:
-        from hoopray.models.tiny import build_tiny_sam2_video
+        from hoopray.testing.tiny import build_tiny_sam2_video
 
         return build_tiny_sam2_video(directory, image_size=128)
     values = SAM2_BACKBONES[variant]
@@ -178,7 +178,7 @@ def build_siglip(directory: Path, quick: bool = False) -> Path:
     from transformers import SiglipImageProcessor, SiglipVisionConfig, SiglipVisionModel
 
     if quick:
-        from hoopray.models.tiny import build_tiny_siglip
+        from hoopray.testing.tiny import build_tiny_siglip
 
         return build_tiny_siglip(directory)
     with torch.random.fork_rng(devices=[]):
@@ -188,51 +188,6 @@ def build_siglip(directory: Path, quick: bool = False) -> Path:
     model.save_pretrained(directory)
     SiglipImageProcessor().save_pretrained(directory)
     return directory
-
-
-def _tokenizer() -> Any:
-    """A byte-level BPE tokenizer with SmolVLM's special tokens; digits one per token."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    special = [
-        "<|endoftext|>",
-        "<|im_start|>",
-        "<end_of_utterance>",
-        "<image>",
-        "<fake_token_around_image>",
-        "<global-img>",
-        "<video>",
-    ]
-    special += [f"<row_{r}_col_{c}>" for r in range(1, 7) for c in range(1, 7)]
-    core = Tokenizer(models.BPE(unk_token=None))
-    core.pre_tokenizer = pre_tokenizers.Sequence(
-        [
-            pre_tokenizers.Digits(individual_digits=True),
-            pre_tokenizers.ByteLevel(add_prefix_space=False),
-        ]
-    )
-    core.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=320,
-        special_tokens=special,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    core.train_from_iterator(_CORPUS, trainer)
-    return PreTrainedTokenizerFast(
-        tokenizer_object=core,
-        bos_token="<|im_start|>",
-        eos_token="<end_of_utterance>",
-        pad_token="<|endoftext|>",
-        unk_token="<|endoftext|>",
-        extra_special_tokens={
-            "image_token": "<image>",
-            "fake_image_token": "<fake_token_around_image>",
-            "global_image_token": "<global-img>",
-            "end_of_utterance_token": "<end_of_utterance>",
-        },
-    )
 
 
 def build_smolvlm(directory: Path, quick: bool = False) -> tuple[Path, Path]:
@@ -252,7 +207,9 @@ def build_smolvlm(directory: Path, quick: bool = False) -> tuple[Path, Path]:
     )
     from transformers.models.smolvlm.processing_smolvlm import DEFAULT_CHAT_TEMPLATE
 
-    tokenizer = _tokenizer()
+    from hoopray.testing.tiny import tiny_tokenizer
+
+    tokenizer = tiny_tokenizer(_CORPUS)
     tokenizer.chat_template = DEFAULT_CHAT_TEMPLATE
     text = dict(SMOLVLM_TEXT)
     vision = dict(SMOLVLM_VISION)
@@ -336,7 +293,7 @@ def build_rfdetr(path: Path, size: str) -> Path:
     import torch
     from rfdetr.models.backbone import dinov2
 
-    from hoopray.models.tiny import NOTEBOOK_DETECTOR_CLASSES
+    from hoopray.testing.tiny import NOTEBOOK_DETECTOR_CLASSES
 
     variant = {"base": "RFDETRBase", "nano": "RFDETRNano"}[size]
     names = list(NOTEBOOK_DETECTOR_CLASSES)

@@ -13,7 +13,7 @@ Each stage runs on the same synthetic clip (1280x720 by default), alone and time
   team votes' clusters.
 - render: :func:`hoopray.render.render` of the clip with those identities (H.264 out).
 
-On CPU the models are the tiny random-weight ones (:mod:`hoopray.models.tiny`, the tiny SAM2
+On CPU the models are the tiny random-weight ones (:mod:`hoopray.testing.tiny`, the tiny SAM2
 video model; RF-DETR's tiny model is the full Nano architecture). On CUDA each stage first
 tries the real weights (config defaults: Hugging Face ids and ``$HOOPRAY_WEIGHTS``) and falls
 back to the tiny model; the table says which ran.
@@ -102,7 +102,6 @@ def measure(
     from hoopray.geometry import clip_boxes, crop, pad_boxes, shrink_boxes
     from hoopray.models.base import CLASS_NAME
     from hoopray.models.colour import ColourHistogramEmbedder
-    from hoopray.models.replay import ReplayWorld
     from hoopray.models.rfdetr_detector import RfDetrDetector
     from hoopray.models.sam2_video import DEFAULT_MODEL, Sam2VideoTracking
     from hoopray.models.siglip import DEFAULT_SIGLIP, SiglipEmbedder
@@ -110,6 +109,7 @@ def measure(
     from hoopray.observe import ObserveConfig, observe
     from hoopray.render import render
     from hoopray.resolve import ResolveConfig, resolve
+    from hoopray.testing.replay import ReplayWorld
     from hoopray.video import iter_frames
 
     game = common.make_game(root, seconds=seconds, size=size, clips=1)

@@ -69,10 +69,10 @@ def measure(
         (observe seconds for the whole game, frames observed, one :class:`Setting` each).
     """
     from hoopray import outputs, store
-    from hoopray.models.replay import ReplayWorld
     from hoopray.observe import STREAMED_TABLES, ObserveConfig, observe
     from hoopray.resolve import ResolveConfig, resolve
     from hoopray.roster import load_roster
+    from hoopray.testing.replay import ReplayWorld
 
     if models not in ("tiny", "replay"):
         raise ValueError(f"models must be 'tiny' or 'replay', got {models!r}")

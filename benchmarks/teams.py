@@ -33,9 +33,7 @@ from hoopray.geometry import box_pixels, clip_boxes, shrink_boxes
 from hoopray.masks import rle_decode
 from hoopray.models.base import Models
 from hoopray.models.colour import ColourHistogramEmbedder
-from hoopray.models.replay import ReplayWorld
 from hoopray.roster import load_roster
-from hoopray.synthetic import make_game
 from hoopray.teams import (
     TeamsConfig,
     collect_game_crops,
@@ -43,6 +41,8 @@ from hoopray.teams import (
     fit_team_model,
     name_clusters,
 )
+from hoopray.testing.replay import ReplayWorld
+from hoopray.testing.synthetic import make_game
 from hoopray.types import ClipRef
 
 SIZE = (640, 360)

@@ -146,9 +146,9 @@ def run_job(
         start_ray: called with :func:`~hoopray.settings.ray_init_kwargs` once there is
             work to do (the entry point passes ``ray.init``).
         hydra_dir: the job's Hydra output dir, scrubbed if the config carries a secret.
-        demo: composes the demo's config (:func:`hoopray.demo.compose`); given only when
+        demo: composes the demo's config (:func:`hoopray.testing.demo.compose`); given only when
             ``data.root`` is the default one. When no game is under it and weights are
-            missing, the job runs the demo (:mod:`hoopray.demo`) instead of stopping.
+            missing, the job runs the demo (:mod:`hoopray.testing.demo`) instead of stopping.
 
     Returns:
         The exit code: 0 all done, 1 a clip failed, 2 the job could not start, 3 another
@@ -167,11 +167,11 @@ def run_job(
             scrub_hydra_dir(hydra_dir)
         print(f"error: {err}")
         return EXIT_CANNOT_START
-    from hoopray.smoke import input_node
+    from hoopray.testing.smoke import input_node
 
     generated = input_node(cfg)
     if generated:
-        from hoopray.smoke import prepare
+        from hoopray.testing.smoke import prepare
 
         try:
             prepare(to_plain(generated[1]))
@@ -214,12 +214,12 @@ def run_job(
 def _demo_config(
     cfg: Any, data_root: str, inputs: Inputs, cluster: str | None, demo: Callable[[], Any]
 ) -> Any | None:
-    """The demo's config when the demo replaces this job (:func:`hoopray.demo.wants_demo`)
+    """The demo's config when the demo replaces this job (:func:`hoopray.testing.demo.wants_demo`)
     and prints why; None to stop as usual."""
     from omegaconf import open_dict
 
-    from hoopray import demo as demos
     from hoopray.config import check_weights
+    from hoopray.testing import demo as demos
 
     if not demos.wants_demo(
         default_root=True,
@@ -238,7 +238,7 @@ def _demo_config(
 
 
 def _run_demo(demo_cfg: Any, start_ray: Any, hydra_dir: Path | None) -> int:
-    from hoopray import demo as demos
+    from hoopray.testing import demo as demos
 
     code = run_job(demo_cfg, incremental=False, start_ray=start_ray, hydra_dir=hydra_dir)
     if code in (EXIT_OK, EXIT_FAILED):

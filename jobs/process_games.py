@@ -6,7 +6,7 @@
     python jobs/process_games.py ray=cluster           # on a running Ray cluster
 
 On a fresh clone (no games under the default ``data.root``, weights missing) it runs the
-demo (:mod:`hoopray.demo`) and says so. Ends with a summary table; exits 1 when a clip
+demo (:mod:`hoopray.testing.demo`) and says so. Ends with a summary table; exits 1 when a clip
 failed, 2 when the job could not start (missing weights, no input, a secret in the config).
 """
 
@@ -29,7 +29,7 @@ def demo_composer() -> Callable[[], Any] | None:
     ``data.root`` (then the job never runs the demo)."""
     from hydra.core.hydra_config import HydraConfig
 
-    from hoopray import demo
+    from hoopray.testing import demo
 
     overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
     if demo.data_root_given(overrides):

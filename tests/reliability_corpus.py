@@ -4,7 +4,7 @@
 :class:`Case` is one thing an archive can throw at hoopray (a zero-byte file, a
 truncated mp4, a rotated phone clip, a malformed roster, ...), beside control clips
 that must come through untouched. Clips that are expected to work are made from the
-synthetic world (:mod:`hoopray.synthetic`) with their own labels, so the replay doubles
+synthetic world (:mod:`hoopray.testing.synthetic`) with their own labels, so the replay doubles
 see players in them: a clip that decodes wrongly (unrotated, mis-sized) loses its
 players and the tests notice.
 
@@ -25,15 +25,14 @@ import av
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-from hoopray.models.replay import ReplayTracker, ReplayTracking, ReplayWorld
-from hoopray.synthetic import ClipSpec, clip_key, iter_clip, make_game
+from hoopray.testing.replay import ReplayTracker, ReplayTracking, ReplayWorld
+from hoopray.testing.synthetic import ClipSpec, clip_key, iter_clip, make_game
 from hoopray.types import LABELS
+from tests.conftest import compose_config
 from tests.test_video import _set_display_rotation
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
 CONTROL = "ctl"
 SIZE = (320, 180)
 FPS = 10
@@ -78,20 +77,15 @@ class Corpus:
 
 def config(games: Path, labels: Path, out: Path, *extra: str) -> DictConfig:
     """The replay experiment over ``games``, shrunk for tests (PCA instead of UMAP)."""
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose(
-            config_name="config",
-            overrides=[
-                "+experiment=replay",
-                f"data.root={games}",
-                f"data.labels={labels}",
-                f"output.root={out}",
-                "ray.observe.num_gpus=0.5",
-                "observe.read_stride=2",
-                "teams.umap_neighbors=500",  # PCA: no numba compilation in a test
-                *extra,
-            ],
-        )
+    return compose_config(
+        "+experiment=replay",
+        f"data.root={games}",
+        f"data.labels={labels}",
+        f"output.root={out}",
+        "ray.observe.num_gpus=0.5",
+        *extra,
+        cpu=True,
+    )
 
 
 # --------------------------------------------------------------------------- encoding
@@ -265,10 +259,10 @@ def build_corpus(root: Path) -> Corpus:
 
 
 class FaultyTracking(ReplayTracking):
-    """The replay tracking of :mod:`hoopray.models.replay`, with faults on request.
+    """The replay tracking of :mod:`hoopray.testing.replay`, with faults on request.
 
     Args:
-        world: as :class:`~hoopray.models.replay.ReplayTracking`.
+        world: as :class:`~hoopray.testing.replay.ReplayTracking`.
         crash: ``"<game_id>/<clip_id>"`` whose tracker kills its process (``os._exit``)
             at frame ``crash_frame``, once: ``marker`` is created first and a later try
             finds it and goes on.

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
 from hoopray import config, stages
@@ -17,6 +16,7 @@ from hoopray.pipeline import SCHEDULES
 from hoopray.resolve import ResolveConfig
 from hoopray.settings import Settings, ray_init_kwargs
 from hoopray.teams import TeamsConfig
+from tests.conftest import compose_config
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 OPTIONS = sorted(
@@ -35,11 +35,6 @@ GROUP_OPTIONS = sorted(
 EXPERIMENTS = sorted(option.stem for option in (CONF / "experiment").glob("*.yaml"))
 
 
-def _compose(overrides: list[str], name: str = "config", hydra: bool = False) -> DictConfig:
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose(config_name=name, overrides=overrides, return_hydra_config=hydra)
-
-
 def _build_consumers(cfg: DictConfig) -> None:
     """Build what the job builds from each group, as the driver and the workers do."""
     settings = Settings.from_cfg(cfg)
@@ -55,7 +50,7 @@ def _build_consumers(cfg: DictConfig) -> None:
 
 
 def test_default_config_composes_every_group() -> None:
-    cfg = _compose([])
+    cfg = compose_config()
     for key in ("data", "models", "observe", "resolve", "teams", "ray", "output", "roles"):
         assert key in cfg, key
     assert set(cfg.models) == set(config.MODEL_ROLES)
@@ -74,31 +69,31 @@ def test_default_config_composes_every_group() -> None:
 
 
 def test_hydra_run_dir_is_under_the_working_directory() -> None:
-    cfg = _compose([], hydra=True)
+    cfg = compose_config(hydra=True)
     run_dir = str(cfg.hydra.run.dir)
     assert run_dir.startswith("logs/hydra/"), run_dir
     assert "output" not in run_dir  # no longer under output.root (which may be s3://)
     assert cfg.hydra.job.chdir is False
-    moved = _compose(["output.root=s3://bucket/out"], hydra=True)
+    moved = compose_config("output.root=s3://bucket/out", hydra=True)
     assert str(moved.hydra.run.dir).startswith("logs/hydra/")
 
 
 @pytest.mark.parametrize(("group", "option"), GROUP_OPTIONS)
 def test_every_group_option_composes_and_builds(group: str, option: str) -> None:
-    cfg = _compose([f"{group}={option}"])
+    cfg = compose_config(f"{group}={option}")
     assert config.find_secrets(cfg) == []
     _build_consumers(cfg)
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_every_experiment_builds(experiment: str, tmp_path: Path) -> None:
-    cfg = _compose([f"+experiment={experiment}", f"data.labels={tmp_path}"])
+    cfg = compose_config(f"+experiment={experiment}", f"data.labels={tmp_path}")
     assert config.find_secrets(cfg) == []
     _build_consumers(cfg)
 
 
 def test_sweep_config_composes_and_builds() -> None:
-    cfg = _compose([], name="sweep")
+    cfg = compose_config(name="sweep")
     assert ResolveConfig.from_mapping(config.to_plain(cfg.resolve))
     assert config.to_dataclass(TeamsConfig, cfg.teams)
     assert cfg.sweep.out_root
@@ -106,15 +101,15 @@ def test_sweep_config_composes_and_builds() -> None:
 
 @pytest.mark.parametrize("experiment", ["smoke", "replay"])
 def test_experiments_compose_and_override_only_models_data_output(experiment: str) -> None:
-    base = _compose([])
-    cfg = _compose([f"+experiment={experiment}"])
-    assert cfg.models.detector._target_ == "hoopray.models.replay.ReplayDetector"
+    base = compose_config()
+    cfg = compose_config(f"+experiment={experiment}")
+    assert cfg.models.detector._target_ == "hoopray.testing.replay.ReplayDetector"
     assert cfg.resolve == base.resolve
     assert cfg.observe == base.observe
 
 
 def test_cluster_ray_option() -> None:
-    cfg = _compose(["ray=cluster"])
+    cfg = compose_config("ray=cluster")
     assert cfg.ray.address == "auto"
     low, high = config.to_plain(cfg.ray.observe.actors)
     assert 1 <= low < high  # autoscales with the GPU workers
@@ -133,7 +128,7 @@ def test_every_model_option_instantiates_or_names_missing_weights(
 ) -> None:
     monkeypatch.delenv("ROBOFLOW_API_KEY", raising=False)
     monkeypatch.setenv("HOOPRAY_WEIGHTS", str(tmp_path / "weights"))
-    cfg = _compose([f"models/{role}={option}", f"data.labels={tmp_path}"])
+    cfg = compose_config(f"models/{role}={option}", f"data.labels={tmp_path}")
     assert cfg.models[role]._target_.startswith("hoopray.")
     try:
         model = config.instantiate_model(cfg.models[role])
@@ -149,7 +144,7 @@ def test_every_model_option_instantiates_or_names_missing_weights(
 
 
 def test_instantiate_models_builds_only_the_roles_asked(tmp_path: Path) -> None:
-    cfg = _compose(["+experiment=replay", f"data.labels={tmp_path}"])
+    cfg = compose_config("+experiment=replay", f"data.labels={tmp_path}")
     models = config.instantiate_models(cfg.models, cfg.roles, only=("detector", "reader"))
     assert isinstance(models, Models)
     assert models.detector is not None and models.reader is not None

@@ -64,9 +64,9 @@ def observe_sampled(spec: dict) -> list[tuple[int, float, float]]:
     """
     import hoopray.observe
     from hoopray.models.base import Models
-    from hoopray.models.replay import ReplayWorld
     from hoopray.observe import ObserveConfig
     from hoopray.stages import observe_to_store
+    from hoopray.testing.replay import ReplayWorld
     from hoopray.types import ClipRef
 
     kept: list[object] = []
@@ -122,7 +122,7 @@ def check_flat(samples: list[tuple[int, float, float]]) -> None:
 
 @pytest.fixture(scope="module")
 def long_clip(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    from hoopray.synthetic import make_game
+    from hoopray.testing.synthetic import make_game
 
     root = tmp_path_factory.mktemp("memory-flat")
     game = make_game(

@@ -3,7 +3,7 @@
 The fakes read the frame index from pixel (0, 0) and the jersey number from the pixels of
 the number box, so every decision observe takes is visible in the tables. Frames come
 from a monkeypatched ``hoopray.video.iter_frames`` (no encoding needed); the real decoder
-is exercised in tests/test_identify_acceptance.py.
+is exercised in tests/e2e/test_identify_acceptance.py.
 """
 
 from __future__ import annotations
@@ -963,9 +963,9 @@ def test_sink_error_stops_observe_and_closes_the_tracker(rig) -> None:
 def test_streamed_files_equal_the_in_memory_result_with_replay_doubles(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from hoopray.models.replay import ReplayWorld
     from hoopray.stages import observe_to_store
-    from hoopray.synthetic import make_game
+    from hoopray.testing.replay import ReplayWorld
+    from hoopray.testing.synthetic import make_game
 
     game = make_game(tmp_path / "games", tmp_path / "labels", seed=5, clips=1, seconds=1.0)
     clip = ClipRef(game.game_id, game.clip_ids[0], str(game.clips[0]), "fp")

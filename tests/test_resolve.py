@@ -633,9 +633,9 @@ for ios in (0.8, 0.9):
         cfg = ResolveConfig(policy="streak", ios_threshold=ios, reads_to_confirm=n)
         ids = resolve(obs, None, None, cfg)
         result[f"{ios}/{n}"] = ids.tracks.column("number").to_pylist()
-heavy = ("torch", "transformers", "ray", "rfdetr", "sam2", "umap", "hoopray.models.replay")
+heavy = ("torch", "transformers", "ray", "rfdetr", "sam2", "umap")
 result["imported"] = sorted(m for m in set(sys.modules) - before if m.split(".")[0] in heavy
-                            or m.startswith("hoopray.models"))
+                            or m.startswith(("hoopray.models", "hoopray.testing")))
 print(json.dumps(result))
 """
 

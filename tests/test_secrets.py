@@ -55,7 +55,7 @@ def _leaks(path: Path, secrets: list[str]) -> list[str]:
 @pytest.mark.reliability
 @pytest.mark.slow
 def test_secrets_never_appear_in_anything_the_job_writes(tmp_path: Path) -> None:
-    from hoopray.synthetic import make_game
+    from hoopray.testing.synthetic import make_game
 
     games, labels, out = tmp_path / "games", tmp_path / "labels", tmp_path / "out"
     make_game(games, labels, "s", seed=9, clips=2, seconds=1.0, fps=10, size=(320, 180))

@@ -11,10 +11,10 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from hydra import compose, initialize_config_dir
+
+from tests.conftest import compose_config
 
 ROOT = Path(__file__).resolve().parents[1]
-CONF = ROOT / "conf"
 HF_IDS = [
     "facebook/sam2.1-hiera-large",
     "google/siglip-base-patch16-224",
@@ -33,11 +33,6 @@ def _job() -> ModuleType:
         sys.modules[name] = module  # dataclasses look their module up
         spec.loader.exec_module(module)
     return sys.modules[name]
-
-
-def _cfg(*overrides: str) -> Any:
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose(config_name="config", overrides=list(overrides))
 
 
 @pytest.fixture
@@ -69,7 +64,8 @@ def test_every_hugging_face_id_is_downloaded_with_progress_bars(
     from tqdm import tqdm
 
     monkeypatch.chdir(tmp_path)
-    assert _job().run(_cfg()) == 1  # the local RF-DETR checkpoint and LoRA adapter are missing
+    # the local RF-DETR checkpoint and LoRA adapter are missing
+    assert _job().run(compose_config()) == 1
     assert [repo for repo, _ in downloads] == HF_IDS
     for _, kwargs in downloads:
         assert issubclass(kwargs["tqdm_class"], tqdm) and kwargs["bars_on"]
@@ -81,7 +77,7 @@ def test_every_hugging_face_id_is_downloaded_with_progress_bars(
 def test_a_missing_roboflow_key_is_reported_not_raised(
     downloads: list[tuple[str, dict[str, Any]]], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    cfg = _cfg("models/detector=roboflow", "models/reader=roboflow")
+    cfg = compose_config("models/detector=roboflow", "models/reader=roboflow")
     assert _job().run(cfg) == 1
     assert [repo for repo, _ in downloads] == HF_IDS[:2]  # SAM2.1 and SigLIP still come
     out = capsys.readouterr().out
@@ -100,7 +96,9 @@ def test_roboflow_models_are_fetched_with_the_key_from_the_environment(
     fake.get_model = lambda model_id, api_key: fetched.append((model_id, api_key))  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "inference", fake)
     monkeypatch.setenv("ROBOFLOW_API_KEY", FAKE_KEY)
-    cfg = _cfg("models/detector=roboflow", "models/reader=roboflow", "models/tracker=bytetrack")
+    cfg = compose_config(
+        "models/detector=roboflow", "models/reader=roboflow", "models/tracker=bytetrack"
+    )
     assert _job().run(cfg) == 0
     assert fetched == [
         ("basketball-player-detection-3-ycjdo/4", FAKE_KEY),
@@ -117,7 +115,7 @@ def test_without_inference_it_says_how_to_install_it(
 ) -> None:
     monkeypatch.setitem(sys.modules, "inference", None)  # import inference -> ImportError
     monkeypatch.setenv("ROBOFLOW_API_KEY", FAKE_KEY)
-    assert _job().run(_cfg("models/detector=roboflow", "models/embedder=colour")) == 1
+    assert _job().run(compose_config("models/detector=roboflow", "models/embedder=colour")) == 1
     assert "pip install -e '.[roboflow]'" in capsys.readouterr().out
 
 
@@ -127,7 +125,7 @@ def test_offline_mode_downloads_nothing(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    assert _job().run(_cfg("models/detector=replay", "models/reader=replay")) == 1
+    assert _job().run(compose_config("models/detector=replay", "models/reader=replay")) == 1
     assert downloads == []
     assert "unset it to download" in capsys.readouterr().out
 
@@ -136,7 +134,7 @@ def test_the_easyocr_reader_is_found_offline(
     downloads: list[tuple[str, dict[str, Any]]], capsys: pytest.CaptureFixture[str]
 ) -> None:
     pytest.importorskip("easyocr_en_models", reason="the `ocr` extra is not installed")
-    cfg = _cfg(
+    cfg = compose_config(
         "models/detector=replay",
         "models/tracker=bytetrack",
         "models/embedder=colour",

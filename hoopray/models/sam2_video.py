@@ -18,8 +18,8 @@ Model ids (``model=``), smallest to largest: ``facebook/sam2.1-hiera-tiny``,
 
 The settings, call-order guards and bookkeeping (track ids, lost counters, the new-track
 rule, building the returned detections) are shared with :mod:`hoopray.models.sam2_meta`
-and live in :mod:`hoopray.models.tracking`. The tiny test model's builder lives in
-:mod:`hoopray.models.tiny` (re-exported here).
+and live in :mod:`hoopray.models.tracking`. The tiny test model's builder is
+:func:`hoopray.testing.tiny.build_tiny_sam2_video`.
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from hoopray.models.tiny import build_tiny_sam2_video as build_tiny_sam2_video
 from hoopray.models.tracking import MAX_TRACKS, ClipGuard, TrackBook, TrackSettings, empty_tracks
 from hoopray.types import TrackSource
 

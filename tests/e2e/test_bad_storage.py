@@ -16,7 +16,7 @@ def _no_ray(**kwargs: object) -> None:
 
 @pytest.fixture
 def games(tmp_path: Path) -> Path:
-    from hoopray.synthetic import make_game
+    from hoopray.testing.synthetic import make_game
 
     root = tmp_path / "games"
     make_game(root, tmp_path / "labels", "g", seed=1, clips=1, seconds=0.5, fps=10, size=(320, 180))

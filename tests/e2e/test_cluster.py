@@ -30,12 +30,14 @@ def _busy_nodes(tries: Path) -> set[str]:
 
 
 def test_node_lost_mid_run_retries_its_clips_and_equals_an_undisturbed_run(
-    s3_endpoint: str, s3_bucket: str, tmp_path: Path
+    own_ray, s3_endpoint: str, s3_bucket: str, tmp_path: Path
 ) -> None:
+    """Starts its own Ray (a head and two worker nodes), not the session's ``ray_local``:
+    a node is removed mid-run."""
     import ray
     from ray.cluster_utils import Cluster
 
-    from hoopray.synthetic import clip_key, make_game
+    from hoopray.testing.synthetic import clip_key, make_game
 
     games_local, labels = tmp_path / "games", tmp_path / "labels"
     make_game(games_local, labels, "n1", seed=31, clips=3, seconds=1.5, fps=10, size=SIZE)

@@ -4,7 +4,7 @@ One demo run (module fixture): ``jobs/process_games.py`` with no arguments, as `
 starts it, in an empty working folder (no ``data/games``, no ``weights/``, an empty
 Hugging Face cache and EasyOCR cache: the recogniser comes from the ``ocr`` extra). The
 tests read what it printed and wrote, and open its report in headless Chromium (the
-fixtures of tests/test_browser.py). A rendered frame and the report page are saved to
+fixtures of tests/e2e/test_browser.py). A rendered frame and the report page are saved to
 ``test-artifacts/``.
 
 The other tests check that the job never substitutes demo models otherwise: with a game
@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.test_browser import PLAY, base_url, chromium, driver  # noqa: F401 (fixtures)
+from tests.e2e.test_browser import PLAY, base_url, chromium, driver  # noqa: F401 (fixtures)
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -172,7 +172,7 @@ def test_rendered_frame_is_annotated_and_readable(demo_run: DemoRun) -> None:
 
 @pytest.fixture(scope="module")
 def output_tree(demo_run: DemoRun) -> dict[str, object]:
-    """The demo's output root, served by tests/test_browser.py's ``base_url``."""
+    """The demo's output root, served by tests/e2e/test_browser.py's ``base_url``."""
     if demo_run.code != 0:
         pytest.fail(f"the demo run failed:\n{_tail(demo_run)}")
     return {"out": demo_run.out}

@@ -29,14 +29,6 @@ OBSERVED = (
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def ray_local():
-    import ray
-    ray.init(num_cpus=2, num_gpus=1, include_dashboard=False, log_to_driver=False)
-    yield ray
-    ray.shutdown()
-
-
 def _nightly(cfg) -> int:
     return job.run_job(cfg, incremental=True, start_ray=lambda **k: None)
 
@@ -54,7 +46,7 @@ def _stamps(out: Path, game_id: str, names=OBSERVED) -> dict[tuple[str, str], in
 def test_a_new_clip_is_observed_alone_and_the_game_resolved_again(
     ray_local, tmp_path: Path
 ) -> None:
-    from hoopray.synthetic import make_game
+    from hoopray.testing.synthetic import make_game
 
     games, labels, out = tmp_path / "games", tmp_path / "labels", tmp_path / "out"
     make_game(games, labels, "a", seed=41, clips=5, seconds=1.0, fps=10, size=SIZE)
@@ -82,7 +74,7 @@ def test_a_new_clip_is_observed_alone_and_the_game_resolved_again(
 
 
 def test_a_teams_only_change_resolves_again_without_observing(ray_local, tmp_path: Path) -> None:
-    from hoopray.synthetic import make_game
+    from hoopray.testing.synthetic import make_game
 
     games, labels, out = tmp_path / "games", tmp_path / "labels", tmp_path / "out"
     make_game(games, labels, "t", seed=43, clips=2, seconds=1.0, fps=10, size=SIZE)
@@ -101,7 +93,7 @@ def test_a_teams_only_change_resolves_again_without_observing(ray_local, tmp_pat
 
 
 def test_a_hung_clip_times_out_and_fails_alone(ray_local, tmp_path: Path) -> None:
-    from hoopray.synthetic import make_game
+    from hoopray.testing.synthetic import make_game
 
     games, labels, out = tmp_path / "games", tmp_path / "labels", tmp_path / "out"
     make_game(games, labels, "h", seed=44, clips=3, seconds=1.0, fps=10, size=SIZE)
@@ -130,7 +122,7 @@ def _listing(root: Path) -> dict[str, int]:
 def test_a_second_run_on_the_same_root_exits_3_and_touches_nothing(
     ray_local, tmp_path: Path
 ) -> None:
-    from hoopray.synthetic import make_game
+    from hoopray.testing.synthetic import make_game
 
     games, labels, out = tmp_path / "games", tmp_path / "labels", tmp_path / "out"
     make_game(games, labels, "c", seed=45, clips=3, seconds=1.0, fps=10, size=SIZE)

@@ -25,16 +25,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.reliability]
 
 
 @pytest.fixture(scope="module")
-def ray_local():
-    import ray
-    ray.init(num_cpus=2, num_gpus=1, include_dashboard=False, log_to_driver=False)
-    yield ray
-    ray.shutdown()
-
-
-@pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    from hoopray.synthetic import make_game
+    from hoopray.testing.synthetic import make_game
 
     root = tmp_path_factory.mktemp("s3-world")
     games, labels = root / "games", root / "labels"
@@ -168,7 +160,7 @@ def _whole_objects(bucket: str) -> list[str]:
 def test_job_killed_mid_run_on_s3_reruns_to_equal_tables(
     ray_local, world, s3_endpoint: str, s3_bucket: str, tmp_path: Path
 ) -> None:
-    from hoopray.synthetic import make_game
+    from hoopray.testing.synthetic import make_game
 
     games_local, labels = tmp_path / "games", tmp_path / "labels"
     make_game(games_local, labels, "k", seed=21, clips=4, seconds=1.5, fps=10, size=SIZE)

@@ -213,7 +213,7 @@ def _number_crops(tmp_path: Path) -> tuple[list[np.ndarray], list[str]]:
     with their true numbers."""
     from hoopray.geometry import box_pixels, clip_boxes, pad_boxes
     from hoopray.observe import ObserveConfig
-    from hoopray.synthetic import make_game
+    from hoopray.testing.synthetic import make_game
     from hoopray.video import iter_frames
 
     game = make_game(

@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 
 from hoopray.models.base import CLASS_NAME, Detector, WeightsNotFoundError
 from hoopray.models.rfdetr_detector import RfDetrDetector, float32_logits, score_in_float32
-from hoopray.models.tiny import NOTEBOOK_DETECTOR_CLASSES
+from hoopray.testing.tiny import NOTEBOOK_DETECTOR_CLASSES
 
 CONFIG = Path(__file__).parents[2] / "conf" / "models" / "detector" / "rfdetr.yaml"
 

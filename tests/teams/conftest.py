@@ -42,8 +42,8 @@ def counting_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def game_maker(tmp_path_factory: pytest.TempPathFactory):
     """Builds synthetic games under one temporary root; returns (game, clip refs, world)."""
-    from hoopray.models.replay import ReplayWorld
-    from hoopray.synthetic import make_game
+    from hoopray.testing.replay import ReplayWorld
+    from hoopray.testing.synthetic import make_game
 
     root = tmp_path_factory.mktemp("team-games")
     world = ReplayWorld(root / "labels")

@@ -14,7 +14,7 @@ from scipy import ndimage
 
 from hoopray.masks import masks_to_xyxy, rle_decode
 from hoopray.roster import load_roster
-from hoopray.synthetic import (
+from hoopray.testing.synthetic import (
     MAX_FRAME_INDEX,
     SIMILAR_COLOURS,
     WORLD_PRESETS,
@@ -458,7 +458,7 @@ def test_hard_game_is_deterministic_under_its_seed(tmp_path: Path) -> None:
     ],
 )
 def test_pick_hidden(noise: WorldNoise, enter: dict, count: int) -> None:
-    from hoopray.synthetic import _pick_hidden
+    from hoopray.testing.synthetic import _pick_hidden
 
     _, teams = make_roster(3, ("#1d428a", "#ce1141"), 3)
     picked = _pick_hidden(3, 0, teams, enter, {}, 100, noise)

@@ -1,10 +1,11 @@
 """Ground-truth replay doubles: FOR TESTS AND BENCHMARKS ONLY.
 
 These models do not look at pixels the way a real model does. Every frame made by
-:func:`hoopray.synthetic.make_game` carries a stamp that :func:`hoopray.synthetic.read_stamp`
-decodes to ``(clip_key, frame_index)``; the doubles use it to look the frame up in the
-generator's labels (``<labels_root>/<game_id>/<clip_id>.parquet``, schema
-:data:`hoopray.types.LABELS`) and replay what a perfect model would return:
+:func:`hoopray.testing.synthetic.make_game` carries a stamp that
+:func:`hoopray.testing.synthetic.read_stamp` decodes to ``(clip_key, frame_index)``; the
+doubles use it to look the frame up in the generator's labels
+(``<labels_root>/<game_id>/<clip_id>.parquet``, schema :data:`hoopray.types.LABELS`) and
+replay what a perfect model would return:
 
 - :class:`ReplayDetector`: the labelled players, referees, ball, rim and, for players whose
   number is visible, the number box (class ``"number"``), all with confidence 1.0.
@@ -233,7 +234,7 @@ class ReplayWorld:
     """Labels of the synthetic clips under ``labels_root``, shared by the three doubles.
 
     Args:
-        labels_root: the ``labels_root`` given to :func:`hoopray.synthetic.make_game`.
+        labels_root: the ``labels_root`` given to :func:`hoopray.testing.synthetic.make_game`.
         misread_rate: probability that the reader returns something other than the truth.
         seed: makes the misreads reproducible; a read's outcome depends only on the seed,
             the clip, the frame and the object read, not on the order of calls.
@@ -275,7 +276,7 @@ class ReplayWorld:
     def frame_labels(self, frame: np.ndarray) -> tuple[int, int, _Frame] | None:
         """(clip_key, frame_index, labels) of a stamped frame; None when it has no stamp or
         its clip has no labels."""
-        from hoopray.synthetic import read_stamp
+        from hoopray.testing.synthetic import read_stamp
 
         stamp = read_stamp(frame)
         if stamp is None:
@@ -301,7 +302,7 @@ class ReplayWorld:
 
     def _label_paths(self) -> dict[int, Path]:
         if self._paths is None:
-            from hoopray.synthetic import clip_key
+            from hoopray.testing.synthetic import clip_key
 
             self._paths = {
                 clip_key(path.parent.name, path.stem): path

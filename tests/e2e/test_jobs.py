@@ -8,12 +8,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
 
 from hoopray import store
+from tests.conftest import compose_config
 
-ROOT = Path(__file__).resolve().parents[1]
-CONF = ROOT / "conf"
+ROOT = Path(__file__).resolve().parents[2]
 FAKE_KEY = "hf_" + "Zx81" * 9
 
 
@@ -71,26 +70,21 @@ def stored(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     GPU worker's pass 1 (sample) and observe items, the team fit and the game's finish."""
     from hoopray import outputs, stages
     from hoopray.settings import Settings
-    from hoopray.synthetic import make_game
+    from hoopray.testing.synthetic import make_game
     from hoopray.video import discover_games
 
     root = tmp_path_factory.mktemp("jobs")
     games, labels, out = root / "games", root / "labels", root / "out"
     make_game(games, labels, "game-s", seed=3, clips=2, seconds=3.0, fps=10, size=(640, 360))
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose(
-            config_name="config",
-            overrides=[
-                "+experiment=replay",
-                f"data.root={games}",
-                f"data.labels={labels}",
-                f"output.root={out}",
-                "observe.read_stride=2",
-                "teams.umap_neighbors=500",
-                "output.render=false",
-                "output.report=false",
-            ],
-        )
+    cfg = compose_config(
+        "+experiment=replay",
+        f"data.root={games}",
+        f"data.labels={labels}",
+        f"output.root={out}",
+        "output.render=false",
+        "output.report=false",
+        cpu=True,
+    )
     settings = Settings.from_cfg(cfg)
     (game,) = discover_games(games)
     worker = stages.GpuWorker(settings)

@@ -10,6 +10,7 @@ as real weights. Builds are deterministic for a given seed and take a few second
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -66,8 +67,8 @@ def build_tiny_siglip(directory: str | Path, seed: int = 0) -> Path:
     return out
 
 
-def _tiny_tokenizer() -> PreTrainedTokenizerFast:
-    """A byte-level BPE tokenizer with SmolVLM's special tokens.
+def tiny_tokenizer(corpus: Sequence[str] = _TOKENIZER_CORPUS) -> PreTrainedTokenizerFast:
+    """A byte-level BPE tokenizer with SmolVLM's special tokens, trained on ``corpus``.
 
     Digits are split one per token (the Digits pre-tokenizer), so a number answer takes
     the most tokens any byte-level BPE can give it, whatever the real tokenizer merges:
@@ -101,7 +102,7 @@ def _tiny_tokenizer() -> PreTrainedTokenizerFast:
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    core.train_from_iterator(_TOKENIZER_CORPUS, trainer)
+    core.train_from_iterator(corpus, trainer)
     return PreTrainedTokenizerFast(
         tokenizer_object=core,
         bos_token="<|im_start|>",
@@ -141,7 +142,7 @@ def build_tiny_smolvlm(directory: str | Path, seed: int = 0) -> tuple[Path, Path
 
     root = Path(directory)
     base_dir, adapter_dir = root / "base", root / "adapter"
-    tokenizer = _tiny_tokenizer()
+    tokenizer = tiny_tokenizer()
     tokenizer.chat_template = DEFAULT_CHAT_TEMPLATE
     scale_factor = 2
     image_seq_len = (TINY_IMAGE_SIZE // TINY_PATCH_SIZE) ** 2 // scale_factor**2

@@ -1,4 +1,4 @@
-"""hoopray.demo: when the job runs the demo instead of stopping, and what it says.
+"""hoopray.testing.demo: when the job runs the demo instead of stopping, and what it says.
 
 The demo run itself (a subprocess of jobs/process_games.py on a fresh working folder, the
 report in Chromium) is tests/e2e/test_demo.py.
@@ -6,14 +6,10 @@ report in Chromium) is tests/e2e/test_demo.py.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-from hydra import initialize_config_dir
 
-from hoopray import demo
-
-CONF = Path(__file__).resolve().parents[1] / "conf"
+from hoopray.testing import demo
+from tests.conftest import real_config_dir
 
 
 @pytest.mark.parametrize(
@@ -81,7 +77,7 @@ def test_wants_demo(
         ({"_target_": "hoopray.models.sam2_meta.Sam2MetaTracking"}, [], True),
         ({"_target_": "hoopray.models.sam2_video.Sam2VideoTracking"}, ["not cached"], False),
         ({"_target_": "hoopray.models.bytetrack.ByteTrackTracking"}, [], False),
-        ({"_target_": "hoopray.models.replay.ReplayTracking"}, [], False),  # never a replay
+        ({"_target_": "hoopray.testing.replay.ReplayTracking"}, [], False),  # never a replay
         (None, [], False),
         ({}, [], False),
     ],
@@ -91,14 +87,14 @@ def test_keep_tracker(tracker: dict | None, missing: list[str], keep: bool) -> N
 
 
 def _demo_cfg(overrides: list[str]):
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+    with real_config_dir():
         return demo.compose(overrides)
 
 
 def test_compose_applies_the_demo_and_the_user_wins() -> None:
     cfg = _demo_cfg(["output.root=/tmp/mine"])
     assert cfg.output.root == "/tmp/mine"
-    assert cfg.models.detector._target_ == "hoopray.models.replay.ReplayDetector"
+    assert cfg.models.detector._target_ == "hoopray.testing.replay.ReplayDetector"
     assert cfg.models.detector.difficulty == "realistic"
     assert cfg.models.tracker._target_ == "hoopray.models.bytetrack.ByteTrackTracking"
     assert cfg.models.embedder._target_ == "hoopray.models.colour.ColourHistogramEmbedder"

@@ -26,24 +26,10 @@ from hoopray.settings import Settings
 from hoopray.video import GameInput
 from tests.reliability_corpus import TABLES, config, table_content
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FAULTY = "models.tracker._target_=tests.reliability_corpus.FaultyTracking"
 SIZE = (320, 180)
 pytestmark = pytest.mark.reliability
-
-
-@pytest.fixture(scope="module")
-def ray_local():
-    import ray
-    ray.init(
-        num_cpus=2,
-        num_gpus=1,
-        include_dashboard=False,
-        ignore_reinit_error=True,
-        log_to_driver=False,
-    )
-    yield ray
-    ray.shutdown()
 
 
 def content(out: Path, game_id: str) -> dict[str, list[str]]:
@@ -61,7 +47,7 @@ def _run(cfg: DictConfig) -> int:
 def test_killed_observe_actor_is_retried_and_a_poison_clip_fails_alone(
     ray_local, tmp_path: Path
 ) -> None:
-    from hoopray.synthetic import make_game
+    from hoopray.testing.synthetic import make_game
 
     games, labels = tmp_path / "games", tmp_path / "labels"
     make_game(games, labels, "g", seed=5, clips=3, seconds=1.5, fps=10, size=SIZE)
@@ -161,7 +147,7 @@ def _observed_in_log(hydra_dir: Path, game_id: str) -> list[tuple[int, int, str,
 
 @pytest.mark.slow
 def test_job_killed_mid_game_reruns_only_the_rest(ray_local, tmp_path: Path) -> None:
-    from hoopray.synthetic import make_game
+    from hoopray.testing.synthetic import make_game
 
     games, labels, out = tmp_path / "games", tmp_path / "labels", tmp_path / "out"
     make_game(games, labels, "k", seed=7, clips=4, seconds=1.5, fps=10, size=SIZE)
@@ -262,7 +248,7 @@ def _parquet_of(out: Path, clip_id: str, *, status: bool = True) -> list[Path]:
 
 @pytest.fixture
 def small_game(tmp_path: Path) -> dict:
-    from hoopray.synthetic import make_game
+    from hoopray.testing.synthetic import make_game
     from hoopray.video import discover_games
 
     games, labels = tmp_path / "games", tmp_path / "labels"

@@ -1,6 +1,6 @@
 """The README's DuckDB queries give the right answers on a small hand-built output.
 
-tests/test_readme.py runs every README example; here the DuckDB block runs over tables
+tests/e2e/test_readme.py runs every README example; here the DuckDB block runs over tables
 whose answers are known: a player lost and prompted again under a new track id, an
 ambiguous track on the ball, two clips at different frame rates.
 """
@@ -15,7 +15,7 @@ import pytest
 
 from hoopray import outputs, store, types
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 GAME = "g"
 BOX = {"y1": 0.0, "y2": 20.0}
 # track -> (x of its box, status, team, number, name, player_key) in clip c1

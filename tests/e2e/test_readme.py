@@ -36,8 +36,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from hoopray import store, types
+from tests.conftest import compose_config
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
 CONF = ROOT / "conf"
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.M | re.S)
@@ -78,12 +79,9 @@ def _python(argv: list[str]) -> list[str]:
 
 
 def _compose(script: str, overrides: list[str]) -> None:
-    from hydra import compose, initialize_config_dir
-
     assert (ROOT / script).is_file(), f"{script} does not exist"
     config = {"jobs/process_games.py": "config", "jobs/nightly.py": "config"}[script]
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose(config_name=config, overrides=overrides)
+    cfg = compose_config(*overrides, name=config)
     for override in overrides:
         key, value = override.lstrip("+").split("=", 1)
         if "/" not in key and "." in key:
@@ -160,18 +158,20 @@ def make_lint(command: str) -> None:
 
 
 def make_run(command: str) -> None:
-    """``make run`` is the main job on its defaults; tests/test_jobs.py runs that job
+    """``make run`` is the main job on its defaults; tests/e2e/test_jobs.py runs that job
     without weights and checks that it stops, names them and suggests the smoke run."""
     dry = subprocess.run(["make", "-n", "run"], cwd=ROOT, capture_output=True, text=True)
     assert "jobs/process_games.py" in dry.stdout, dry.stdout + dry.stderr
-    elsewhere("tests/test_jobs.py", "model weights are not available", "+experiment=smoke")(command)
+    elsewhere("tests/e2e/test_jobs.py", "model weights are not available", "+experiment=smoke")(
+        command
+    )
 
 
 def run_here(command: str) -> None:
     """Marker: executed by a dedicated test below (the ``run`` fixture)."""
 
 
-SMOKE = elsewhere("tests/test_jobs.py", "+experiment=smoke")
+SMOKE = elsewhere("tests/e2e/test_jobs.py", "+experiment=smoke")
 
 ACCOUNTED: dict[str, Callable[[str], None]] = {
     "make run": make_run,
@@ -191,7 +191,7 @@ ACCOUNTED: dict[str, Callable[[str], None]] = {
     ),
     ".venv/bin/python jobs/process_games.py +experiment=smoke": SMOKE,
     "python -m http.server --directory outputs/hoopray --bind 127.0.0.1 8000": elsewhere(
-        "tests/test_browser.py", '"http.server"', '"--bind"', '"--directory"'
+        "tests/e2e/test_browser.py", '"http.server"', '"--bind"', '"--directory"'
     ),
     "python -m hoopray.evaluate outputs/hoopray data/labels": run_here,
     "python jobs/process_games.py data.root=/archive/games output.root=/archive/hoopray "
@@ -210,7 +210,7 @@ ACCOUNTED: dict[str, Callable[[str], None]] = {
     ),
     "python jobs/nightly.py data.root=/archive/games output.root=/archive/hoopray": lambda c: (
         compose_job(c),
-        elsewhere("tests/test_pipeline.py", "incremental=True")(c),
+        elsewhere("tests/e2e/test_pipeline.py", "incremental=True")(c),
     ),
     "0 3 * * * cd /opt/hoopray && .venv/bin/python jobs/nightly.py data.root=/archive/games "
     "output.root=/archive/hoopray >> /var/log/hoopray-nightly.log 2>&1": cron_line,

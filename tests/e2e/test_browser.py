@@ -1,7 +1,7 @@
 """The per-game report as a user sees it: headless Chromium opens it over HTTP.
 
 The output tree comes from the real stages run directly (no Ray): a synthetic game
-(:func:`hoopray.synthetic.make_game`), the ground-truth replay doubles as models,
+(:func:`hoopray.testing.synthetic.make_game`), the ground-truth replay doubles as models,
 :func:`hoopray.teams.fit_team_model`, :func:`hoopray.observe.observe`,
 :func:`hoopray.resolve.resolve`, :func:`hoopray.render.render` and the store; then
 :func:`hoopray.report.write_game_report`. A screenshot of the page is saved to
@@ -26,7 +26,7 @@ import pytest
 
 pytestmark = pytest.mark.browser
 
-ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 GAME = "game-001"
 CHROMIUM_FLAGS = (
     "--headless",
@@ -83,13 +83,13 @@ def output_tree(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     from hoopray import store, teams
     from hoopray.models.base import Models, Roles
     from hoopray.models.colour import ColourHistogramEmbedder
-    from hoopray.models.replay import ReplayWorld
     from hoopray.observe import ObserveConfig, observe
     from hoopray.render import render
     from hoopray.report import write_game_report
     from hoopray.resolve import ResolveConfig, resolve
     from hoopray.roster import load_roster
-    from hoopray.synthetic import make_game
+    from hoopray.testing.replay import ReplayWorld
+    from hoopray.testing.synthetic import make_game
     from hoopray.video import discover_games
 
     root = tmp_path_factory.mktemp("browser")

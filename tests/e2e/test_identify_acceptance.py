@@ -1,7 +1,7 @@
 """Acceptance of issues 5 and 14: observe -> resolve -> render on synthetic games.
 
-- At ``realistic`` difficulty (:data:`hoopray.synthetic.WORLD_PRESETS` and the replay
-  doubles' presets of :mod:`hoopray.models.replay`: misreads that repeat over a view and
+- At ``realistic`` difficulty (:data:`hoopray.testing.synthetic.WORLD_PRESETS` and the replay
+  doubles' presets of :mod:`hoopray.testing.replay`: misreads that repeat over a view and
   may be confident, missed and false number boxes, id switches where players cross,
   similar team colours, players hidden behind opponents), resolve's default policy
   identifies the number-visible tracks (team, number, name) and confirms no wrong
@@ -40,12 +40,10 @@ from hoopray.evaluate import match_boxes
 from hoopray.masks import rle_decode
 from hoopray.models.base import Models
 from hoopray.models.colour import ColourHistogramEmbedder
-from hoopray.models.replay import ReplayWorld
 from hoopray.observe import ObserveConfig, observe
 from hoopray.render import render
 from hoopray.resolve import ResolveConfig, resolve
 from hoopray.roster import Roster, load_roster
-from hoopray.synthetic import SyntheticGame, make_game, make_roster
 from hoopray.teams import (
     TeamModel,
     TeamNaming,
@@ -54,6 +52,8 @@ from hoopray.teams import (
     name_clusters,
     sample_game,
 )
+from hoopray.testing.replay import ReplayWorld
+from hoopray.testing.synthetic import SyntheticGame, make_game, make_roster
 from hoopray.types import ClipRef, IdentityStatus, Observations, TrackSource, check_schema
 
 SIZE = (426, 240)
@@ -316,7 +316,7 @@ for key, values in {configs!r}.items():
 heavy = sorted(
     m for m in sys.modules
     if m.split(".")[0] in ("torch", "transformers", "rfdetr", "sam2")
-    or m in ("hoopray.observe", "hoopray.models.replay")
+    or m in ("hoopray.observe", "hoopray.testing.replay")
 )
 print(json.dumps({{"result": result, "heavy": heavy}}))
 """

@@ -33,20 +33,6 @@ from tests.reliability_corpus import CASES, Case, Corpus, build_corpus, config
 pytestmark = [pytest.mark.reliability, pytest.mark.slow]
 
 
-@pytest.fixture(scope="module")
-def ray_local():
-    import ray
-    ray.init(
-        num_cpus=2,
-        num_gpus=1,  # a fake GPU: the GPU-actor paths are scheduled as on a cluster
-        include_dashboard=False,
-        ignore_reinit_error=True,
-        log_to_driver=False,
-    )
-    yield ray
-    ray.shutdown()
-
-
 @contextlib.contextmanager
 def unreadable(path: Path) -> Iterator[None]:
     """``path`` (mode 000) cannot be read. Root reads it anyway, so for root the driver's
@@ -182,7 +168,7 @@ def test_fixed_roster_reresolves_without_observing_again(run: dict, corpus: Corp
     """Last in the module: it changes the corpus."""
     import yaml
 
-    from hoopray.synthetic import make_roster
+    from hoopray.testing.synthetic import make_roster
 
     out = run["out"]
     observed = store.table_path(str(out), "observations/clip", "bad-roster", "clip-01")

@@ -1,15 +1,15 @@
 """Generated inputs of the smoke run (``+experiment=smoke``) and of the demo
-(``+experiment=demo``, :mod:`hoopray.demo`): synthetic games and tiny offline models.
+(``+experiment=demo``, :mod:`hoopray.testing.demo`): synthetic games and tiny offline models.
 
 :func:`prepare` writes, under one cache directory, what the experiment's ``smoke`` or
 ``demo`` node points at:
 
 - ``games/<game_id>/`` and ``labels/<game_id>/``: synthetic games from
-  :func:`hoopray.synthetic.make_game` at the node's ``difficulty``;
+  :func:`hoopray.testing.synthetic.make_game` at the node's ``difficulty``;
 - ``models/<name>``: tiny randomly initialised models of the real architectures
-  (:mod:`hoopray.models.tiny`, :func:`hoopray.models.sam2_video.build_tiny_sam2_video`),
-  loaded by the production adapters through their ordinary loading code (the smoke run
-  only: their weights are random, so their outputs mean nothing).
+  (:mod:`hoopray.testing.tiny`), loaded by the production adapters through their ordinary
+  loading code (the smoke run only: their weights are random, so their outputs mean
+  nothing).
 
 Each part is built once: a small JSON stamp beside it records the settings it was built
 with, and a later call with the same settings does nothing.
@@ -43,7 +43,7 @@ class SmokeConfig:
         fps: frame rate of the clips.
         size: (width, height) of the clips.
         seed: seed of games and models.
-        difficulty: the world's noise preset (:data:`hoopray.synthetic.WORLD_PRESETS`).
+        difficulty: the world's noise preset (:data:`hoopray.testing.synthetic.WORLD_PRESETS`).
         prefix: game ids are ``<prefix>-001``, ``<prefix>-002``, ...
         models: which tiny models to build (any of ``sam2, smolvlm, siglip, rfdetr``).
     """
@@ -107,12 +107,10 @@ def _build_once(target: Path, settings: dict[str, Any], build: Callable[[Path], 
 
 
 def _build_model(name: str, target: Path, seed: int) -> None:
-    from hoopray.models import tiny
+    from hoopray.testing import tiny
 
     if name == "sam2":
-        from hoopray.models.sam2_video import build_tiny_sam2_video
-
-        build_tiny_sam2_video(target, seed=seed)
+        tiny.build_tiny_sam2_video(target, seed=seed)
     elif name == "smolvlm":
         tiny.build_tiny_smolvlm(target, seed=seed)
     elif name == "siglip":
@@ -130,7 +128,7 @@ def prepare(cfg: SmokeConfig | Mapping[str, Any]) -> dict[str, Path]:
     Returns:
         ``{"games": ..., "labels": ..., "<model>": ...}``.
     """
-    from hoopray.synthetic import make_game
+    from hoopray.testing.synthetic import make_game
 
     if not isinstance(cfg, SmokeConfig):
         cfg = SmokeConfig.from_mapping(cfg)

@@ -1,4 +1,4 @@
-"""hoopray.smoke: the generated inputs of the smoke run and of the demo, built once."""
+"""hoopray.testing.smoke: the generated inputs of the smoke run and of the demo, built once."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-from hoopray.smoke import SmokeConfig, game_ids, input_node, missing, prepare
+from hoopray.testing.smoke import SmokeConfig, game_ids, input_node, missing, prepare
 
 TINY = {"games": 1, "clips": 1, "seconds": 0.4, "fps": 5, "size": [320, 180]}
 

@@ -27,11 +27,11 @@ all, :data:`WORLD_PRESETS`; ``easy``, the default, is the world above):
   covered by a nearer player, so number boxes reach into an overlapping player's mask.
 
 The models' noise (misreads, missed and false detections, id switches) belongs to the
-replay doubles (:mod:`hoopray.models.replay`).
+replay doubles (:mod:`hoopray.testing.replay`).
 
 Every frame carries a stamp in its top-left corner: black and white blocks that encode
 ``(clip_key, frame_index)`` and survive H.264 (:func:`read_stamp`). The replay doubles in
-:mod:`hoopray.models.replay` use it to find the labels of the frame they are shown.
+:mod:`hoopray.testing.replay` use it to find the labels of the frame they are shown.
 """
 
 from __future__ import annotations

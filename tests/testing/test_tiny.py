@@ -6,7 +6,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from hoopray.models.tiny import (
+from hoopray.testing.tiny import (
     NOTEBOOK_DETECTOR_CLASSES,
     build_tiny_rfdetr,
     build_tiny_sam2_video,
@@ -69,12 +69,6 @@ def test_sam2_builder_rejects_bad_sizes(tmp_path: Path, image_size: int) -> None
     with pytest.raises(ValueError, match="multiple of 16"):
         build_tiny_sam2_video(tmp_path / "tiny", image_size=image_size)
     assert not (tmp_path / "tiny").exists()
-
-
-def test_sam2_builder_is_still_importable_from_the_adapter() -> None:
-    from hoopray.models import sam2_video
-
-    assert sam2_video.build_tiny_sam2_video is build_tiny_sam2_video
 
 
 def test_sam2_directory_holds_model_and_processor(tiny_sam2_dir: Path) -> None:

@@ -2,7 +2,7 @@
 
 Detection, tracking and reading are ground-truth replay doubles (``+experiment=replay``)
 so that the pipeline around the models is what is tested; the smoke run with tiny real
-models is in ``tests/test_jobs.py``.
+models is in ``tests/e2e/test_jobs.py``.
 """
 
 from __future__ import annotations
@@ -15,36 +15,21 @@ import shutil
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
 from hoopray import job, pipeline, store
 from hoopray.settings import Settings
 from hoopray.types import ClipStatus
+from tests.conftest import compose_config
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
 GAMES = ("game-a", "game-b")
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def ray_local():
-    import ray
-    ray.init(
-        num_cpus=2,
-        num_gpus=1,  # a fake GPU: the GPU-actor paths are scheduled as on a cluster
-        include_dashboard=False,
-        ignore_reinit_error=True,
-        log_to_driver=False,
-    )
-    yield ray
-    ray.shutdown()
-
-
-@pytest.fixture(scope="module")
 def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    from hoopray.synthetic import make_game
+    from hoopray.testing.synthetic import make_game
 
     root = tmp_path_factory.mktemp("pipeline")
     games, labels = root / "games", root / "labels"
@@ -55,19 +40,14 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def _config(inputs: dict[str, Path]) -> DictConfig:
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose(
-            config_name="config",
-            overrides=[
-                "+experiment=replay",
-                f"data.root={inputs['games']}",
-                f"data.labels={inputs['labels']}",
-                f"output.root={inputs['out']}",
-                "ray.observe.num_gpus=0.5",
-                "observe.read_stride=2",
-                "teams.umap_neighbors=500",  # PCA: no numba compilation in a test
-            ],
-        )
+    return compose_config(
+        "+experiment=replay",
+        f"data.root={inputs['games']}",
+        f"data.labels={inputs['labels']}",
+        f"output.root={inputs['out']}",
+        "ray.observe.num_gpus=0.5",
+        cpu=True,
+    )
 
 
 def _no_ray(**kwargs: object) -> None:

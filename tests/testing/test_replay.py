@@ -15,7 +15,7 @@ import supervision as sv
 
 from hoopray.masks import rle_encode
 from hoopray.models.base import CLASS_NAME, SOURCE, Roles
-from hoopray.models.replay import (
+from hoopray.testing.replay import (
     DETECTOR_PRESETS,
     READER_PRESETS,
     TRACKER_PRESETS,
@@ -26,7 +26,7 @@ from hoopray.models.replay import (
     noise_preset,
     persistent_confusion,
 )
-from hoopray.synthetic import clip_key, draw_stamp, make_game
+from hoopray.testing.synthetic import clip_key, draw_stamp, make_game
 from hoopray.types import LABELS
 from hoopray.video import iter_frames
 

@@ -6,8 +6,8 @@ would stop and name what is missing. Instead it runs the demo: the same job
 (``conf/experiment/demo.yaml``), composed with the user's own overrides:
 
 - 2 synthetic games x 2 clips at the generator's ``realistic`` difficulty, generated once
-  under ``demo.dir`` (:func:`hoopray.smoke.prepare`);
-- detections REPLAYED from the generator's labels (:class:`hoopray.models.replay.ReplayDetector`,
+  under ``demo.dir`` (:func:`hoopray.testing.smoke.prepare`);
+- detections REPLAYED from the generator's labels (:class:`hoopray.testing.replay.ReplayDetector`,
   a ground-truth double, with the ``realistic`` preset's misses, false number boxes and
   box jitter); ByteTrack, or the configured SAM2 tracker where its weights exist; colour
   histograms for the teams; EasyOCR reading the numbers from the pixels;
@@ -81,7 +81,7 @@ def banner(data_root: str, missing_weights: Sequence[str], demo_cfg: Any) -> str
         f"So this run is a demo of the real pipeline on {demo_cfg.demo.games} generated games "
         f"x {demo_cfg.demo.clips} clips ({demo_cfg.demo.difficulty} difficulty) under "
         f"{demo_cfg.demo.dir}, written to {demo_cfg.output.root}.",
-        "  - detections: REPLAYED FROM THE GENERATOR'S LABELS (hoopray.models.replay), with "
+        "  - detections: REPLAYED FROM THE GENERATOR'S LABELS (hoopray.testing.replay), with "
         "its misses, false number boxes and box jitter: no detector looks at the pixels;",
         f"  - tracker: {tracker}; teams: colour histograms; numbers: EasyOCR on the pixels.",
         "To run on your own games, put them under "
