@@ -135,6 +135,13 @@ def ray_local() -> Iterator[ModuleType]:
     ray.shutdown()
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tests that start their own Ray in this process (:func:`own_ray`) run last: after
+    a ``ray.cluster_utils.Cluster`` in this process, a local Ray started later does not
+    bring a killed observe actor back (``e2e/test_faults.py`` hangs)."""
+    items.sort(key=lambda item: "own_ray" in getattr(item, "fixturenames", ()))
+
+
 @pytest.fixture
 def own_ray() -> Iterator[ModuleType]:
     """For a test that starts its own Ray in this process (several nodes of
