@@ -15,6 +15,7 @@ config ``_target_`` by the fault tests only.
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
@@ -396,3 +397,19 @@ def table_content(
         rows = table.select(keep).to_pylist()
         found[name] = sorted(json.dumps(r, sort_keys=True, default=str) for r in rows)
     return found
+
+
+def nightly_command(
+    games: Path, labels: Path, out: Path, hydra_dir: Path, *overrides: str
+) -> list[str]:
+    """The command line of ``jobs/nightly.py`` on a replay world, for a subprocess."""
+    return [
+        sys.executable,
+        str(Path(__file__).resolve().parents[1] / "jobs" / "nightly.py"),
+        "+experiment=replay",
+        f"data.root={games}",
+        f"data.labels={labels}",
+        f"output.root={out}",
+        f"hydra.run.dir={hydra_dir}",
+        *overrides,
+    ]

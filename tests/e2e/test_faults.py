@@ -13,7 +13,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -24,7 +23,7 @@ from hoopray import job, outputs, pipeline, stages, store
 from hoopray import manifest as mf
 from hoopray.settings import Settings
 from hoopray.video import GameInput
-from tests.reliability_corpus import TABLES, config, table_content
+from tests.reliability_corpus import TABLES, config, nightly_command, table_content
 
 ROOT = Path(__file__).resolve().parents[2]
 FAULTY = "models.tracker._target_=tests.reliability_corpus.FaultyTracking"
@@ -102,21 +101,18 @@ def _wait_until_stale(out: Path) -> None:
 
 
 def _job(out: Path, games: Path, labels: Path, marker: Path, hydra_dir: Path) -> list[str]:
-    return [
-        sys.executable,
-        str(ROOT / "jobs" / "nightly.py"),
-        "+experiment=replay",
-        f"data.root={games}",
-        f"data.labels={labels}",
-        f"output.root={out}",
-        f"hydra.run.dir={hydra_dir}",
+    return nightly_command(
+        games,
+        labels,
+        out,
+        hydra_dir,
         *_paused(marker),
         f"output.lock_heartbeat_seconds={HEARTBEAT}",
         f"output.lock_stale_seconds={STALE}",
         "observe.read_stride=2",
         "teams.umap_neighbors=500",
         "ray.num_cpus=2",
-    ]
+    )
 
 
 def _paused(marker: Path) -> tuple[str, ...]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import pytest
 
 from hoopray import job, store
 from tests.e2e.test_s3 import content
-from tests.reliability_corpus import config
+from tests.reliability_corpus import config, nightly_command
 
 ROOT = Path(__file__).resolve().parents[2]
 SIZE = (320, 180)
@@ -128,19 +127,16 @@ def test_a_second_run_on_the_same_root_exits_3_and_touches_nothing(
     make_game(games, labels, "c", seed=45, clips=3, seconds=1.0, fps=10, size=SIZE)
     slow = (FAULTY, "+models.tracker.delay=0.1")
     first = subprocess.Popen(
-        [
-            sys.executable,
-            str(ROOT / "jobs" / "nightly.py"),
-            "+experiment=replay",
-            f"data.root={games}",
-            f"data.labels={labels}",
-            f"output.root={out}",
-            f"hydra.run.dir={tmp_path / 'h1'}",
+        nightly_command(
+            games,
+            labels,
+            out,
+            tmp_path / "h1",
             *slow,
             "observe.read_stride=2",
             "teams.umap_neighbors=500",
             "ray.num_cpus=2",
-        ],
+        ),
         cwd=tmp_path,
         env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"},
         stdout=subprocess.PIPE,
@@ -154,16 +150,7 @@ def test_a_second_run_on_the_same_root_exits_3_and_touches_nothing(
             time.sleep(0.05)
         before = _listing(out)
         second = subprocess.run(
-            [
-                sys.executable,
-                str(ROOT / "jobs" / "nightly.py"),
-                "+experiment=replay",
-                f"data.root={games}",
-                f"data.labels={labels}",
-                f"output.root={out}",
-                f"hydra.run.dir={tmp_path / 'h2'}",
-                *slow,
-            ],
+            nightly_command(games, labels, out, tmp_path / "h2", *slow),
             cwd=tmp_path,
             env={**os.environ, "PYTHONPATH": str(ROOT)},
             capture_output=True,
