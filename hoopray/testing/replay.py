@@ -34,7 +34,9 @@ from YAML e.g. ``+models.reader.difficulty=realistic +models.reader.persistent_r
   number partly covered by a nearer player reads as its visible digit).
 
 Every draw depends only on the seed, the clip, the frame and the objects involved, never
-on the order of calls.
+on the order of calls. The reader finds the frame its crops were cut from among the last
+frames the detector saw (observe may detect a few frames ahead of its reads,
+``infer_ahead``), so how far ahead the detector ran changes no read.
 
 This module is the only place where ground truth enters the pipeline. Real clips have no
 stamp: the detector then returns nothing and the reader reads nothing.
@@ -42,8 +44,9 @@ stamp: the detector then returns nothing and the reader reads nothing.
 
 from __future__ import annotations
 
+import threading
 import zlib
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
@@ -230,6 +233,10 @@ def _detections(
     )
 
 
+SEEN_FRAMES = 32
+"""Detected frames whose number crops the world remembers for the reader."""
+
+
 class ReplayWorld:
     """Labels of the synthetic clips under ``labels_root``, shared by the three doubles.
 
@@ -260,7 +267,24 @@ class ReplayWorld:
         self._cache_clips = max(1, cache_clips)
         self._paths: dict[int, Path] | None = None
         self._clips: OrderedDict[int, dict[int, _Frame]] = OrderedDict()
-        self.seen: _Seen | None = None
+        self.seen: _Seen | None = None  # the frame the detector saw last
+        self._log: deque[tuple[int, _Seen]] = deque(maxlen=SEEN_FRAMES)
+        self._logged = 0
+        self._lock = threading.Lock()
+
+    def saw(self, seen: _Seen | None) -> None:
+        """The detector saw ``seen`` (None: a frame without a stamp or labels)."""
+        with self._lock:
+            self.seen = seen
+            if seen is not None:
+                self._logged += 1
+                self._log.append((self._logged, seen))
+
+    def seen_after(self, number: int) -> list[tuple[int, _Seen]]:
+        """The frames the detector saw after its ``number``-th (numbered from 1; 0: all
+        it still remembers, the last :data:`SEEN_FRAMES`), oldest first."""
+        with self._lock:
+            return [(n, seen) for n, seen in self._log if n > number]
 
     def detector(self, difficulty: str | None = None, **knobs: float | None) -> ReplayDetector:
         return ReplayDetector(self, difficulty, **knobs)
@@ -401,7 +425,7 @@ class ReplayDetector:
     def _detect_one(self, frame: np.ndarray) -> sv.Detections:
         found = self.world.frame_labels(frame)
         if found is None:
-            self.world.seen = None
+            self.world.saw(None)
             return _detections(np.zeros((0, 4), np.float32), [])
         key, index, labels = found
         noise, seed = self.noise, self.world.seed
@@ -457,7 +481,7 @@ class ReplayDetector:
             padded = clip_boxes(pad_boxes(number_boxes, pad, pad), (width, height))
             for number, box in zip(seen.numbers, padded, strict=True):
                 number.crop = crop(frame, box).copy()
-        self.world.seen = seen
+        self.world.saw(seen)
         all_boxes = np.concatenate(
             [np.asarray(boxes, np.float32).reshape(len(boxes), 4), number_boxes]
         )
@@ -758,6 +782,7 @@ class ReplayReader:
         covered_digit_drop: float | None = None,
     ) -> None:
         self.world = world
+        self._last_frame = 0  # the number of the detected frame read last (0: none)
         self.noise = noise_preset(
             READER_PRESETS,
             difficulty,
@@ -774,7 +799,33 @@ class ReplayReader:
         return self.world.misread_rate if rate is None else rate
 
     def read(self, crops: list[np.ndarray]) -> list[NumberRead]:
-        return [self._read_one(c) for c in crops]
+        seen, matches = self._frame_of(crops)
+        return [self._read_one(seen, match) for match in matches]
+
+    def _frame_of(self, crops: list[np.ndarray]) -> tuple[_Seen | None, list[_SeenNumber | None]]:
+        """The detected frame that ``crops`` were cut from (one call reads one frame), and
+        the number each crop shows there.
+
+        The candidates are the frames the detector saw after the one this reader read
+        last; the one whose number crops match ``crops`` best wins (fewest crops without a
+        match, then the least pixel difference), the earliest of equals. A frame's own
+        crops match exactly, so a frame the detector saw later never wins over it.
+        """
+        best: tuple[tuple[int, float], int, _Seen, list[_SeenNumber | None]] | None = None
+        for number, seen in self.world.seen_after(self._last_frame):
+            found = [_match_crop(image, seen.numbers) for image in crops]
+            cost = (
+                sum(match is None for match, _ in found),
+                sum(diff for match, diff in found if match is not None),
+            )
+            if best is None or cost < best[0]:
+                best = (cost, number, seen, [match for match, _ in found])
+            if cost == (0, 0.0):
+                break
+        if best is None or best[0][0] == len(crops):
+            return None, [None] * len(crops)
+        _, self._last_frame, seen, matches = best
+        return seen, matches
 
     def _misread_confidence(self, rng: np.random.Generator) -> float:
         confident = (
@@ -782,9 +833,7 @@ class ReplayReader:
         )
         return float(rng.beta(6, 2) if confident else rng.beta(2, 3))
 
-    def _read_one(self, image: np.ndarray) -> NumberRead:
-        seen = self.world.seen
-        match = _match_crop(image, seen.numbers) if seen is not None else None
+    def _read_one(self, seen: _Seen | None, match: _SeenNumber | None) -> NumberRead:
         if seen is None or match is None:
             return NumberRead(None, 0.0, "")
         seed, noise = self.world.seed, self.noise
@@ -815,13 +864,17 @@ class ReplayReader:
         return NumberRead(text, self._misread_confidence(rng), text or "?")
 
 
-def _match_crop(image: np.ndarray, candidates: list[_SeenNumber]) -> _SeenNumber | None:
+def _match_crop(
+    image: np.ndarray, candidates: list[_SeenNumber]
+) -> tuple[_SeenNumber | None, float]:
+    """The candidate whose crop ``image`` is (an equal one, else the closest of the same
+    shape within a mean absolute difference of 2 grey levels), and that difference."""
     same_shape = [c for c in candidates if c.crop.shape == image.shape]
     if not same_shape or image.size == 0:
-        return None
+        return None, 0.0
     for c in same_shape:
         if np.array_equal(c.crop, image):
-            return c
+            return c, 0.0
     diffs = [np.abs(c.crop.astype(np.int16) - image.astype(np.int16)).mean() for c in same_shape]
     best = int(np.argmin(diffs))
-    return same_shape[best] if diffs[best] < 2.0 else None
+    return (same_shape[best], float(diffs[best])) if diffs[best] < 2.0 else (None, 0.0)

@@ -213,6 +213,35 @@ def test_reader_reads_the_crop_it_is_shown(world: ReplayWorld) -> None:
     assert world.reader().read([]) == []
 
 
+@pytest.mark.parametrize("ahead", [1, 2, 5])
+def test_reads_do_not_depend_on_how_far_ahead_the_detector_ran(tmp_path: Path, ahead: int) -> None:
+    """observe may detect frames ahead of its reads (``infer_ahead``): frame i's crops read
+    as frame i's, although the detector saw later frames with the same crops since."""
+    frames = 16
+    rows = [label_row(f, "A#23", visible=f % 5 != 3) for f in range(frames)]
+    root = write_labels(tmp_path, rows)
+
+    def reads(ahead: int) -> list[tuple[int, list[tuple[str | None, float]]]]:
+        world = ReplayWorld(root, misread_rate=0.5)
+        detector, reader = world.detector(), world.reader()
+        crops: dict[int, list[np.ndarray]] = {}
+        out = []
+        for index in range(frames + ahead):
+            if index < frames:
+                frame = stamped(index)
+                (found,) = detector.detect([frame])
+                crops[index] = number_crops(world, frame, found)
+            read = index - ahead
+            if read >= 0 and read % 2 == 0 and crops[read]:  # not every frame is read
+                texts = [(r.text, r.confidence) for r in reader.read(crops[read])]
+                out.append((read, texts))
+        return out
+
+    in_step = reads(0)
+    assert len({confidence for _, texts in in_step for _, confidence in texts}) > 3
+    assert reads(ahead) == in_step
+
+
 def test_reader_misreads(tmp_path: Path) -> None:
     frames = 300
     rows = [label_row(f, "A#23") for f in range(frames)]
