@@ -38,6 +38,17 @@ if TYPE_CHECKING:
 TINY_SAM2_NEW_TRACK_IOU = 1e-3
 
 
+def production_ahead() -> dict[str, int]:
+    """The read-ahead depths the production GPU pool uses (``conf/ray/local.yaml``), as
+    :func:`hoopray.stages.observe_to_store` takes them."""
+    from omegaconf import OmegaConf
+
+    from hoopray.stages import read_ahead_depths
+
+    pool = OmegaConf.load(Path(__file__).resolve().parents[1] / "conf" / "ray" / "local.yaml")
+    return read_ahead_depths(pool.observe)
+
+
 def quiet() -> None:
     """Silence warnings, progress bars and library logging below errors."""
     warnings.filterwarnings("ignore")

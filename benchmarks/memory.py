@@ -13,7 +13,9 @@ RSS, loading included) is printed for information.
 
 What runs is the production path, :func:`hoopray.stages.observe_to_store`: observe
 hands each record batch of rows to the store's streaming Parquet writers as it is
-produced, so the observation tables are never held whole in memory.
+produced, so the observation tables are never held whole in memory; frames are decoded
+and the detector and tracker run ahead on threads as the GPU pool sets them
+(``decode_ahead``, ``infer_ahead`` of ``conf/ray/local.yaml``).
 
 Models (mode ``tiny``, the metric): the tiny random-weight SAM2 video tracker
 (``Sam2VideoTracking`` on ``build_tiny_sam2_video``, 128 px), the tiny SmolVLM + LoRA reader
@@ -92,7 +94,7 @@ def child(spec: dict) -> dict:
     baseline = common.current_rss_mib()
     started = time.perf_counter()
     out = Path(spec["out"])
-    obs = observe_to_store(str(out), clip, models, ObserveConfig())
+    obs = observe_to_store(str(out), clip, models, ObserveConfig(), **spec["ahead"])
     seconds = time.perf_counter() - started
     detector.samples.append(common.current_rss_mib())
     written = out / "tables" / "observations"
@@ -150,7 +152,12 @@ def measure(
         clips[frames] = common.clip_refs(game)[0]
     reports = []
     for mode in modes:
-        spec: dict = {"labels": str(root / "labels"), "threads": threads, "mode": mode}
+        spec: dict = {
+            "labels": str(root / "labels"),
+            "threads": threads,
+            "mode": mode,
+            "ahead": common.production_ahead(),
+        }
         if mode == "tiny":
             tiny = tiny or common.build_tiny_models(root / "models")
             spec["tiny"] = {k: str(v) for k, v in vars(tiny).items() if v is not None}
@@ -212,7 +219,8 @@ def main() -> None:
     )
     print(
         "path: hoopray.stages.observe_to_store (production): rows stream into the store's "
-        "Parquet writers one record batch at a time"
+        "Parquet writers one record batch at a time; read-ahead as the GPU pool's "
+        + ", ".join(f"{k} {v}" for k, v in common.production_ahead().items())
     )
     rows = [
         (

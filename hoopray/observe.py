@@ -63,6 +63,12 @@ the strictest setting you plan to sweep, or ``skip_confirmed_reads`` to None to 
 number on every read frame. Likewise the IoS gate: resolve thresholds below
 ``read_min_ios`` find no reads.
 
+Each frame is handled in two steps: the detector and tracker calls
+(:meth:`_ClipObserver.infer`), which depend only on the frames before, and the recording
+(:meth:`_ClipObserver.record`: the rows, pairing, the early stop, and the reader's and
+embedder's calls). With ``infer_ahead`` the first runs that many frames ahead on a thread,
+so the device has the next frame's work while the Python side records this one.
+
 Per frame, nothing the size of the frame is copied: the masks the tracker returns are read
 once for their areas, boxes and COCO RLE strings (:func:`hoopray.masks.encode_masks`, which
 scans each mask's bounding window only after one pass for its rows), and the IoS of each
@@ -79,9 +85,10 @@ the clip's length.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -392,6 +399,24 @@ class _Live:
     boxes: np.ndarray
 
 
+@dataclass(frozen=True)
+class _Inferred:
+    """What the models said of one frame (:meth:`_ClipObserver.infer`), not yet recorded.
+
+    ``live`` is None while tracking has not started (no confident player yet); ``source``
+    is the default source of its tracks (prompted on the first tracked frame, then
+    propagated).
+    """
+
+    index: int
+    frame: np.ndarray
+    is_read: bool
+    detections: sv.Detections | None
+    players: sv.Detections | None
+    live: sv.Detections | None
+    source: TrackSource = TrackSource.PROPAGATED
+
+
 def _player_class_and_confidence(
     boxes: np.ndarray, players: sv.Detections | None
 ) -> tuple[list[str | None], list[float | None]]:
@@ -508,46 +533,58 @@ class _ClipObserver:
             tracker.close()
 
     def frame(self, index: int, frame: np.ndarray) -> None:
+        """Observe frame ``index``: :meth:`infer`, then :meth:`record`."""
+        self.record(self.infer(index, frame))
+
+    def infer(self, index: int, frame: np.ndarray) -> _Inferred:
+        """The detector and tracker calls of frame ``index``, nothing recorded.
+
+        Depends only on the frames before it (the tracker's state), never on what
+        :meth:`record` decides, so it may run ahead of :meth:`record` on another thread.
+        """
         cfg = self.cfg
-        self.frames += 1
         if self.size is None:
             self.size = (int(frame.shape[1]), int(frame.shape[0]))
         is_read = index % cfg.read_stride == 0
-        detections = None
-        players = None
+        detections = players = prompts = None
         if is_read or index % cfg.detect_stride == 0:
             assert self.models.detector is not None
             detections = self.models.detector.detect([frame])[0]
             self.counts["detector_calls"] += 1
             players = self.models.roles.select(detections, "player")
             prompts = _confident(players, cfg.new_track_min_confidence)
-        else:
-            prompts = None
-
         if self.tracker is None:
             if prompts is None or len(prompts) == 0:
-                if detections is not None:
-                    self._record_detections(index, detections, self._no_tracks())
-                if is_read and detections is not None:
-                    self._read_numbers(index, frame, detections, self._no_tracks())
-                return
+                return _Inferred(index, frame, is_read, detections, players, None)
             assert self.models.tracking is not None
             self.tracker = self.models.tracking.open()
             live = self.tracker.start(frame, prompts)
-            default_source = TrackSource.PROMPT
+            source = TrackSource.PROMPT
         else:
             live = self.tracker.step(
                 frame, new_detections=prompts if prompts is not None and len(prompts) else None
             )
-            default_source = TrackSource.PROPAGATED
+            source = TrackSource.PROPAGATED
+        return _Inferred(index, frame, is_read, detections, players, live, source)
 
-        tracks = self._record_tracks(index, live, players, default_source)
-        if cfg.skip_confirmed_reads is not None:
+    def record(self, step: _Inferred) -> None:
+        """Record what :meth:`infer` found on one frame: tracks, detections, number reads
+        (the reader's call) and team crops (the embedder's call), in frame order."""
+        self.frames += 1
+        index, frame, detections = step.index, step.frame, step.detections
+        if step.live is None:
+            if detections is not None:
+                self._record_detections(index, detections, self._no_tracks())
+                if step.is_read:
+                    self._read_numbers(index, frame, detections, self._no_tracks())
+            return
+        tracks = self._record_tracks(index, step.live, step.players, step.source)
+        if self.cfg.skip_confirmed_reads is not None:
             self._reopen_crossed(tracks)
         if detections is not None:
             self._record_detections(index, detections, tracks)
-        if is_read and detections is not None:
-            self._read_numbers(index, frame, detections, tracks)
+            if step.is_read:
+                self._read_numbers(index, frame, detections, tracks)
         if self.models.embedder is not None:
             self._team_evidence(index, frame, tracks)
 
@@ -798,6 +835,15 @@ def _own_fraction(mask: np.ndarray | None, bounds: tuple[int, int, int, int]) ->
     return float(np.count_nonzero(patch)) / patch.size if patch.size else 0.0
 
 
+def _inferred(
+    observer: _ClipObserver, frames: Iterator[tuple[int, np.ndarray]]
+) -> Iterator[_Inferred]:
+    """:meth:`_ClipObserver.infer` of each decoded frame; closing it closes ``frames``."""
+    with contextlib.closing(frames):
+        for index, frame in frames:
+            yield observer.infer(index, frame)
+
+
 def observe(
     clip: ClipRef,
     models: Models,
@@ -807,6 +853,7 @@ def observe(
     observe_hash: str = "",
     roster: Roster | None = None,
     decode_ahead: int = 0,
+    infer_ahead: int = 0,
 ) -> Observations:
     """Run the models over one clip and record what they see.
 
@@ -826,6 +873,10 @@ def observe(
             read about when resolve would confirm it) and nothing of it is recorded.
         decode_ahead: frames decoded ahead on a thread while the models run (0: none);
             it changes no result.
+        infer_ahead: frames whose detector and tracker calls run ahead on a thread while
+            the frames before them are recorded (pairing, mask encoding, rows, and the
+            reader's and embedder's calls), so that the device is not idle during that
+            work (0: none); it changes no result.
 
     Returns:
         Observations with the ``observations/tracks``, ``reads``, ``team_votes``,
@@ -846,11 +897,13 @@ def observe(
     started = time.perf_counter()
     info = probe(clip.path)
     observer = _ClipObserver(models, cfg, sink, roster)
+    frames = read_ahead(iter_frames(clip.path, stop=cfg.max_frames), decode_ahead)
+    steps = read_ahead(_inferred(observer, frames), infer_ahead)
     try:
-        frames = iter_frames(clip.path, stop=cfg.max_frames)
-        for index, frame in read_ahead(frames, decode_ahead):
-            observer.frame(index, frame)
+        for step in steps:
+            observer.record(step)
     finally:
+        steps.close()  # stops the model calls' thread before the tracker is closed
         observer.close()
     if observer.frames == 0 or observer.size is None:
         raise VideoError(f"no frame could be decoded from {clip.path}")

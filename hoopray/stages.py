@@ -115,6 +115,12 @@ def _missing_weights_here(settings: Settings) -> list[str]:
 # --------------------------------------------------------------------------- GPU work
 
 
+def read_ahead_depths(pool: Mapping[str, Any]) -> dict[str, int]:
+    """``decode_ahead`` and ``infer_ahead`` of the GPU pool's settings (``ray.observe``),
+    as :func:`observe_to_store` takes them (a missing or null one: 0)."""
+    return {key: int(pool.get(key) or 0) for key in ("decode_ahead", "infer_ahead")}
+
+
 def _timeout_marker(settings: Settings, row: Mapping[str, Any]) -> str:
     name = f"{row['game_id']}__{row['clip_id'] or TEAMS_ROW}"
     return store.join(settings.out_root, "_status", "timeouts", settings.run_id, name)
@@ -170,10 +176,13 @@ class GpuWorker:
     def __init__(self, settings: Settings, registry: Any = None) -> None:
         from hoopray.observe import ObserveConfig
 
+        # Registered without waiting (the registry actor may still be starting); confirmed
+        # after the first item, so an actor that returned a row is known to the registry.
+        self._registering = None
         if registry is not None:
             import ray
 
-            ray.get(registry.add.remote(ray.get_runtime_context().current_actor))
+            self._registering = registry.add.remote(ray.get_runtime_context().current_actor)
 
         missing = _missing_weights_here(settings)
         if missing:
@@ -188,11 +197,17 @@ class GpuWorker:
         self.observe_hash = settings.hashes().observe
         timeout = settings.gpu.get("clip_timeout_s")
         self.timeout = float(timeout) if timeout else None
-        self.decode_ahead = int(settings.gpu.get("decode_ahead", 0) or 0)
+        self.ahead = read_ahead_depths(settings.gpu)
         self._rosters: dict[str, Any] = {}
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return rows_batch([self._one(row) for row in batch_rows(batch)], RESULT_KEYS)
+        rows = [self._one(row) for row in batch_rows(batch)]
+        if self._registering is not None:
+            import ray
+
+            ray.get(self._registering)
+            self._registering = None
+        return rows_batch(rows, RESULT_KEYS)
 
     def _one(self, row: dict[str, Any]) -> dict[str, Any]:
         marker = _timeout_marker(self.settings, row)
@@ -248,7 +263,7 @@ class GpuWorker:
                     observe_hash=self.observe_hash,
                     source=clip.path,
                     roster=self._roster(str(row["game_dir"])),
-                    decode_ahead=self.decode_ahead,
+                    **self.ahead,
                 )
             frames = int(obs.clip.column("frames")[0].as_py())
         except Exception as err:
@@ -318,6 +333,7 @@ def observe_to_store(
     source: str | None = None,
     roster: Any = None,
     decode_ahead: int = 0,
+    infer_ahead: int = 0,
 ) -> Any:
     """Observe a local clip straight into its observation partitions (the production path).
 
@@ -327,7 +343,8 @@ def observe_to_store(
     ``clip`` is written last and marks completion. ``source`` is the clip's location as
     recorded (the input URI when ``clip.path`` is a scratch copy); ``roster`` (optional)
     lets observe stop reading a track as soon as resolve would confirm it;
-    ``decode_ahead`` frames are decoded on a thread while the models run.
+    ``decode_ahead`` frames are decoded on a thread while the models run, and the detector
+    and tracker run ``infer_ahead`` frames ahead of the recording on another.
 
     Returns:
         observe's result; its streamed tables are empty (read them back with
@@ -361,6 +378,7 @@ def observe_to_store(
             observe_hash=observe_hash,
             roster=roster,
             decode_ahead=decode_ahead,
+            infer_ahead=infer_ahead,
         )
         check_complete(clip.path, int(obs.clip.column("frames")[0].as_py()), stop=cfg.max_frames)
     table = obs.clip

@@ -2,9 +2,11 @@
 
 observe runs in a fresh process on a 900-frame clip with the ground-truth replay doubles,
 on the production path (:func:`hoopray.stages.observe_to_store`: rows stream into the
-store's Parquet writers); a wrapper around the detector samples, at every detector call
-(every 5th frame), the process's resident set size (VmRSS) and the bytes held by Arrow's
-memory pool (``pyarrow.total_allocated_bytes``, where the record batches of rows live).
+store's Parquet writers; frames decoded and model calls run ahead as the GPU pool's
+``decode_ahead`` and ``infer_ahead`` say); a wrapper around the detector samples, at
+every detector call (every 5th frame), the process's resident set size (VmRSS) and the
+bytes held by Arrow's memory pool (``pyarrow.total_allocated_bytes``, where the record
+batches of rows live).
 Each is fitted by least squares (Arrow after the first fifth of the clip, RSS over its
 second half, see :func:`growths`) and may grow by at most 8 MiB (RSS, any leak: frames,
 masks, model state) and half a MiB (Arrow: rows) per 1,000 frames.
@@ -85,7 +87,7 @@ def observe_sampled(spec: dict) -> list[tuple[int, float, float]]:
     detector = SamplingDetector(world.detector())
     models = Models(detector=detector, tracking=world.tracking(), reader=world.reader())
     clip = ClipRef(spec["game_id"], spec["clip_id"], spec["clip"], "memory-test")
-    obs = observe_to_store(spec["out"], clip, models, ObserveConfig())
+    obs = observe_to_store(spec["out"], clip, models, ObserveConfig(), **spec["ahead"])
     assert obs.clip.column("frames")[0].as_py() == FRAMES
     assert obs.extra["rows"]["tracks"] > 0
     assert bool(kept) == spec["keep_rows"]
@@ -122,7 +124,9 @@ def check_flat(samples: list[tuple[int, float, float]]) -> None:
 
 @pytest.fixture(scope="module")
 def long_clip(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    from hoopray.stages import read_ahead_depths
     from hoopray.testing.synthetic import make_game
+    from tests.conftest import compose_config
 
     root = tmp_path_factory.mktemp("memory-flat")
     game = make_game(
@@ -133,6 +137,7 @@ def long_clip(tmp_path_factory: pytest.TempPathFactory) -> dict:
         "game_id": game.game_id,
         "clip_id": game.clip_ids[0],
         "labels": str(root / "labels"),
+        "ahead": read_ahead_depths(compose_config().ray.observe),  # as the GPU pool runs it
     }
 
 

@@ -9,6 +9,8 @@ is exercised in tests/e2e/test_identify_acceptance.py.
 from __future__ import annotations
 
 import inspect
+import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -694,16 +696,38 @@ def test_without_an_embedder_no_team_votes_are_recorded(rig) -> None:
     assert team_clusters(obs) == {1: None, 2: None}
 
 
-def test_tracker_closed_when_a_model_fails(rig) -> None:
+@pytest.mark.parametrize("infer_ahead", [0, 2])
+@pytest.mark.parametrize("broken", ["reader", "tracker"])
+def test_tracker_closed_when_a_model_fails(rig, broken: str, infer_ahead: int) -> None:
     r = rig(still(10, [A]), 10)
+    threads = threading.active_count()
 
-    def broken(crops):
+    def reader_died(crops):
         raise RuntimeError("reader died")
 
-    r.reader.read = broken
-    with pytest.raises(RuntimeError, match="reader died"):
-        observe(r.clip, r.models(), ObserveConfig())
+    if broken == "reader":
+        r.reader.read = reader_died
+    else:
+        opened = r.tracking.open
+
+        def open_breaking_on_frame_6() -> FakeTracker:
+            tracker = opened()
+            step = tracker.step
+
+            def step_or_die(frame, new_detections=None):
+                if frame_index(frame) == 6:
+                    assert not tracker.closed  # the tracker is closed after its last call
+                    raise RuntimeError("tracker died")
+                return step(frame, new_detections)
+
+            tracker.step = step_or_die
+            return tracker
+
+        r.tracking.open = open_breaking_on_frame_6
+    with pytest.raises(RuntimeError, match=f"{broken} died"):
+        observe(r.clip, r.models(), ObserveConfig(), infer_ahead=infer_ahead, decode_ahead=2)
     assert r.tracking.opened[0].closed
+    assert threading.active_count() == threads  # the threads that ran ahead have ended
 
 
 def test_team_votes_cadence(rig) -> None:
@@ -861,6 +885,7 @@ def test_the_team_model_argument_is_gone(rig) -> None:
         "observe_hash",
         "roster",  # for the early stop's prior only
         "decode_ahead",  # changes no result
+        "infer_ahead",  # changes no result
     ]
     r = rig(still(2, [A]), 2)
     with pytest.raises(TypeError):
@@ -1020,10 +1045,130 @@ def test_class_names_fall_back_to_the_tracker(
         assert confidences[-1] == 0.9
 
 
-@pytest.mark.parametrize("depth", [0, 1, 4])
-def test_decode_ahead_changes_no_result(rig, depth: int) -> None:
-    r = rig(still(7, [A]), 7)
-    plain = observe(r.clip, r.models(), ObserveConfig())
-    ahead = observe(r.clip, r.models(), ObserveConfig(), decode_ahead=depth)
-    for name in ("tracks", "reads", "team_votes"):
+AHEAD_SCENES = {
+    "still": (lambda: (still(7, [A]), 7, None, None)),
+    "crossing, early stop with a roster": (
+        lambda: (_passing(True), 100, ScriptedReader(["23"] * 20, 0.9), ROSTER)
+    ),
+    "entering later": (
+        lambda: ({i: [A] + ([C] if i >= 7 else []) for i in range(16)}, 16, None, None)
+    ),
+    "nobody at first": (lambda: ({i: ([A] if i >= 3 else []) for i in range(12)}, 12, None, None)),
+    "nobody ever": (lambda: ({}, 6, None, None)),
+    "one frame": (lambda: ({0: [A]}, 1, None, None)),
+    "lost for good": (lambda: ({i: [A] if i < 3 else [] for i in range(11)}, 11, None, None)),
+}
+
+
+@pytest.mark.parametrize("scene_name", list(AHEAD_SCENES))
+@pytest.mark.parametrize(("decode_ahead", "infer_ahead"), [(1, 0), (4, 0), (0, 1), (4, 2), (0, 5)])
+def test_running_ahead_changes_no_result(
+    rig, scene_name: str, decode_ahead: int, infer_ahead: int
+) -> None:
+    def run(**ahead: int) -> Observations:
+        scene, frames, reader, roster = AHEAD_SCENES[scene_name]()
+        r = rig(scene, frames, reader)
+        obs = observe(r.clip, r.models(), ObserveConfig(team_stride=5), roster=roster, **ahead)
+        assert all(t.closed for t in r.tracking.opened)
+        return obs
+
+    plain = run()
+    ahead = run(decode_ahead=decode_ahead, infer_ahead=infer_ahead)
+    for name in STREAMED_TABLES:
         assert getattr(ahead, name).equals(getattr(plain, name)), name
+    assert ahead.clip.drop_columns(["seconds"]).equals(plain.clip.drop_columns(["seconds"]))
+    assert ahead.extra == plain.extra
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("decode_ahead", "infer_ahead", "read_stride"),
+    [
+        (4, 2, 2),  # the production pool on the tests' read stride: a detection frame ahead
+        (0, 6, 5),
+        (4, 2, 5),  # never a detection frame ahead
+    ],
+)
+def test_running_ahead_changes_no_result_with_noisy_replay_doubles(
+    tmp_path: Path, decode_ahead: int, infer_ahead: int, read_stride: int
+) -> None:
+    """The doubles of the pipeline tests, with realistic noise, on a decoded clip: the
+    reader finds its crops' frame whatever frames the detector saw since (a reader as slow
+    as a real one lets the detector run a detection frame ahead)."""
+    from hoopray.testing.replay import ReplayWorld
+    from hoopray.testing.synthetic import make_game
+
+    game = make_game(
+        tmp_path / "games", tmp_path / "labels", seed=7, clips=1, seconds=2.0, size=(320, 180)
+    )
+    clip = ClipRef(game.game_id, game.clip_ids[0], str(game.clips[0]), "fp")
+
+    def run(**ahead: int) -> Observations:
+        world = ReplayWorld(tmp_path / "labels", seed=3)
+        reader = world.reader("realistic")
+        read = reader.read
+
+        def slow_read(crops: list[np.ndarray]) -> list[NumberRead]:
+            time.sleep(0.05)
+            return read(crops)
+
+        reader.read = slow_read  # type: ignore[method-assign]
+        models = Models(
+            detector=world.detector("realistic"),
+            tracking=world.tracking(difficulty="realistic"),
+            embedder=FakeEmbedder(),
+            reader=reader,
+        )
+        cfg = ObserveConfig(read_stride=read_stride)
+        return observe(clip, models, cfg, roster=ROSTER, **ahead)
+
+    plain = run()
+    assert plain.reads.num_rows > 5
+    assert len(set(plain.reads.column("confidence").to_pylist())) > 5
+    ahead = run(decode_ahead=decode_ahead, infer_ahead=infer_ahead)
+    for name in STREAMED_TABLES:
+        assert getattr(ahead, name).equals(getattr(plain, name)), name
+
+
+class _WatchedTracking(FakeTracking):
+    """Notes the frames its trackers stepped, for a reader to look at."""
+
+    def __init__(self, scene: Scene) -> None:
+        super().__init__(scene)
+        self.stepped: list[int] = []
+
+    def open(self) -> FakeTracker:
+        tracker = super().open()
+        advance = tracker._advance
+
+        def watched(frame, prompts, source):
+            self.stepped.append(frame_index(frame))
+            return advance(frame, prompts, source)
+
+        tracker._advance = watched
+        return tracker
+
+
+@pytest.mark.parametrize(("infer_ahead", "overlapped"), [(0, False), (1, True), (3, True)])
+def test_the_next_frames_track_while_this_frame_is_read(
+    rig, infer_ahead: int, overlapped: bool
+) -> None:
+    """With ``infer_ahead`` the tracker steps frame i + 1 while the reader still works on
+    frame i (the reader waits for it); without, the reader's frame is the last stepped."""
+    r = rig(still(18, [A]), 18)
+    tracking = _WatchedTracking(r.scene)
+    r.tracking = tracking
+    seen: list[bool] = []
+    read = r.reader.read
+
+    def reader_waiting_for_the_next_frame(crops):
+        frame = 5 * len(seen)
+        deadline = time.monotonic() + (5.0 if overlapped else 0.3)
+        while max(tracking.stepped) <= frame and time.monotonic() < deadline:
+            time.sleep(0.005)
+        seen.append(max(tracking.stepped) > frame)
+        return read(crops)
+
+    r.reader.read = reader_waiting_for_the_next_frame
+    observe(r.clip, r.models(), ObserveConfig(skip_confirmed_reads=None), infer_ahead=infer_ahead)
+    assert seen == [overlapped] * 4  # frames 0, 5, 10, 15
