@@ -294,11 +294,22 @@ def _longest_first(clips: Sequence[ClipRef], chosen: set[str]) -> list[ClipRef]:
     return sorted(picked, key=lambda c: -c.size)
 
 
-def _largest_games_first(per_game: Sequence[tuple[int, list[dict[str, Any]]]]) -> list[Any]:
-    """Each game's items together, games with the most bytes to observe first (ties keep
-    their order): the run's last items are the small games' clips, so its tail is short."""
-    ordered = sorted(range(len(per_game)), key=lambda k: -per_game[k][0])
-    return [item for k in ordered for item in per_game[k][1]]
+def _games_longest_clip_first(per_game: Sequence[tuple[Sequence[int], list[Any]]]) -> list[Any]:
+    """Each game's items together; games whose largest clip to observe is largest first,
+    then the games with more bytes to observe (ties keep their order).
+
+    ``per_game``: per game, the sizes of its clips to observe and its work items. The
+    actors take items in this order, each as soon as it frees a slot, so the run ends with
+    the last items it handed out: ordered this way those are the clips of games without a
+    long clip, and the actors finish close together, while each game's clips still come
+    together (it is finished as soon as they are done).
+    """
+
+    def key(k: int) -> tuple[int, int]:
+        sizes = per_game[k][0]
+        return -max(sizes, default=0), -sum(sizes)
+
+    return [item for k in sorted(range(len(per_game)), key=key) for item in per_game[k][1]]
 
 
 def clip_item(game: GameInput, clip: Any) -> dict[str, Any]:
@@ -366,7 +377,7 @@ class _Execution:
         self.done_items: set[tuple[str, str, str]] = set()
         self.teams_seconds = 0.0
         self.hold = False  # barrier schedule: no game is finished before all are observed
-        per_game: list[tuple[int, list[dict[str, Any]]]] = []
+        per_game: list[tuple[list[int], list[dict[str, Any]]]] = []
         for game, plan in zip(run.games, run.plans, strict=True):
             if plan.idle:
                 continue
@@ -384,9 +395,9 @@ class _Execution:
                     state.rows.append(_carried_row(self.out, game, clip))
             observed = _longest_first(game.clips, state.pending)
             items.extend(clip_item(game, clip) for clip in observed)
-            per_game.append((sum(c.size for c in observed), items))
+            per_game.append(([c.size for c in observed], items))
             self.states[game.game_id] = state
-        self.items = _largest_games_first(per_game)
+        self.items = _games_longest_clip_first(per_game)
         self.progress = Progress(
             {
                 "teams": sum(1 for i in self.items if i["kind"] == stages.SAMPLE),

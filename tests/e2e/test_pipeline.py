@@ -212,14 +212,23 @@ def test_longest_first(sizes: dict[str, int], chosen: set[str], expected: list[s
     ("per_game", "expected"),
     [
         ([], []),
-        ([(0, [])], []),
-        ([(5, ["a1", "a2"])], ["a1", "a2"]),
-        ([(1, ["a"]), (9, ["b1", "b2"]), (4, ["c"])], ["b1", "b2", "c", "a"]),
-        ([(3, ["a"]), (3, ["b"]), (0, ["c"])], ["a", "b", "c"]),  # ties keep game order
+        ([([], [])], []),
+        ([([], ["s"])], ["s"]),  # a game with nothing to observe (its pass 1 only)
+        ([([5, 2], ["a1", "a2"])], ["a1", "a2"]),
+        # by the largest clip, not the total: b's 9 before c's 4 + 4 + 4 = 12
+        (
+            [([1], ["a"]), ([9], ["b"]), ([4, 4, 4], ["c1", "c2", "c3"])],
+            ["b", "c1", "c2", "c3", "a"],
+        ),
+        (
+            [([4], ["a"]), ([4, 3], ["b1", "b2"]), ([4, 1], ["c1", "c2"])],
+            ["b1", "b2", "c1", "c2", "a"],
+        ),
+        ([([3], ["a"]), ([3], ["b"]), ([], ["c"])], ["a", "b", "c"]),  # ties keep game order
     ],
 )
-def test_largest_games_first(per_game: list, expected: list[str]) -> None:
-    assert pipeline._largest_games_first(per_game) == expected
+def test_games_longest_clip_first(per_game: list, expected: list[str]) -> None:
+    assert pipeline._games_longest_clip_first(per_game) == expected
 
 
 @pytest.mark.parametrize("actors", [0, 1, 2])
