@@ -81,23 +81,20 @@ FPS = 10.0
 SIZE = (208, 120)  # about the smallest frame the synthetic world draws (stamp + court)
 TARGET = 0.85
 SCHEDULES = ("streaming", "barrier")
-WORKER_METHODS = ("_observe", "_sample")  # GpuWorker's methods that run a work item
 T = TypeVar("T")
 
 
 # --------------------------------------------------------------------------- GPU doubles
 
 
+_RUNNING: list[tuple[str, str, str]] = [("?", "", "")]
+
+
 def _current_item() -> tuple[str, str, str]:
-    """(kind, game_id, clip_id) of the work item the calling GPU actor is running, found
-    as the ``row`` of :class:`hoopray.stages.GpuWorker`'s method on the call stack."""
-    frame = sys._getframe(1)
-    while frame is not None:
-        if frame.f_code.co_name in WORKER_METHODS and "row" in frame.f_locals:
-            row = frame.f_locals["row"]
-            return str(row["kind"]), str(row["game_id"]), str(row["clip_id"])
-        frame = frame.f_back
-    return "?", "", ""
+    """(kind, game_id, clip_id) of the work item this GPU actor process is running (set
+    by the ``GpuWorker._one`` timing wrapper: an actor runs one item at a time, and its
+    model calls may come from observe's threads)."""
+    return _RUNNING[0]
 
 
 class EventLog:
@@ -142,12 +139,14 @@ def _time_work_items(log: EventLog) -> None:
         return
 
     def timed(self: Any, row: dict[str, Any]) -> dict[str, Any]:
+        item = (str(row["kind"]), str(row["game_id"]), str(row["clip_id"]))
+        _RUNNING[0] = item
         started = time.time()
         try:
             return real(self, row)
         finally:
-            item = (str(row["kind"]), str(row["game_id"]), str(row["clip_id"]))
             log.write("item", item, started, time.time())
+            _RUNNING[0] = ("?", "", "")
 
     timed.timed_by_cluster_sim = True  # type: ignore[attr-defined]
     stages.GpuWorker._one = timed  # type: ignore[method-assign]

@@ -105,6 +105,41 @@ def test_utilisation_passes_only_at_the_target_and_without_failures() -> None:
     assert cluster_sim.utilisation(1.0, 0.0) == 0.0
 
 
+def test_model_calls_on_observes_threads_count_for_the_running_item(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """observe calls the tracker from its own thread (``infer_ahead``): the call's GPU time
+    still belongs to the work item the actor runs, and nothing is credited between items."""
+    import threading
+
+    from hoopray import stages
+
+    cluster_sim = bench("cluster_sim")
+
+    def one(self, row):
+        call = threading.Thread(
+            target=cluster_sim.hold_gpu, args=(log, "track", 0.01, lambda: None)
+        )
+        call.start()
+        call.join()
+        return row
+
+    monkeypatch.setattr(stages.GpuWorker, "_one", one)
+    log = cluster_sim.EventLog(str(tmp_path))
+    cluster_sim._time_work_items(log)
+    for clip in ("c1", "c2"):
+        stages.GpuWorker._one(None, {"kind": "observe", "game_id": "g", "clip_id": clip})
+    cluster_sim.hold_gpu(log, "track", 0.01, lambda: None)  # between items
+    found = [(e.what, e.item) for e in cluster_sim.read_events(tmp_path)]
+    assert found == [
+        ("track", ("observe", "g", "c1")),
+        ("item", ("observe", "g", "c1")),
+        ("track", ("observe", "g", "c2")),
+        ("item", ("observe", "g", "c2")),
+        ("track", ("?", "", "")),
+    ]
+
+
 def test_the_archive_is_uneven_and_seeded() -> None:
     cluster_sim = bench("cluster_sim")
     spec = cluster_sim.archive_spec(24, (1, 6), (1, 6), seed=0)
