@@ -883,8 +883,9 @@ def observe(
         ``detections`` and ``clip`` tables; ``extra`` holds counters (detector and reader
         calls, numbers seen, skipped by the early stop, left by the size and aspect gates
         (``numbers_illegible``), or by the IoS gate (``numbers_unassigned``)) and
-        ``rows``, the row count of each streamed table. With a ``sink``, the streamed tables
-        are empty tables of their schemas: their rows went to the sink.
+        ``rows``, the row count of each streamed table, and ``declared_frames``, the frame
+        count the clip's header declares (None if it declares none). With a ``sink``, the
+        streamed tables are empty tables of their schemas: their rows went to the sink.
 
     Raises:
         hoopray.video.VideoError: the clip cannot be opened or no frame decodes.
@@ -933,7 +934,12 @@ def observe(
     return Observations(
         **tables,
         clip=check_schema("observations/clip", clip_table),
-        extra={**counts, "tracks": len(observer.track_ids), "rows": rows},
+        extra={
+            **counts,
+            "tracks": len(observer.track_ids),
+            "rows": rows,
+            "declared_frames": info.frames,
+        },
         game_id=clip.game_id,
         clip_id=clip.clip_id,
     )

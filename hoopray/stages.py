@@ -176,13 +176,14 @@ class GpuWorker:
     def __init__(self, settings: Settings, registry: Any = None) -> None:
         from hoopray.observe import ObserveConfig
 
-        # Registered without waiting (the registry actor may still be starting); confirmed
-        # after the first item, so an actor that returned a row is known to the registry.
-        self._registering = None
+        # Registered while the models load; confirmed at the end, so that an actor is
+        # known to the registry before its first item and one that starts after its round
+        # ended (the registry gone) fails here instead of holding its GPU.
+        registering = None
         if registry is not None:
             import ray
 
-            self._registering = registry.add.remote(ray.get_runtime_context().current_actor)
+            registering = registry.add.remote(ray.get_runtime_context().current_actor)
 
         missing = _missing_weights_here(settings)
         if missing:
@@ -199,15 +200,11 @@ class GpuWorker:
         self.timeout = float(timeout) if timeout else None
         self.ahead = read_ahead_depths(settings.gpu)
         self._rosters: dict[str, Any] = {}
+        if registering is not None:
+            ray.get(registering)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        rows = [self._one(row) for row in batch_rows(batch)]
-        if self._registering is not None:
-            import ray
-
-            ray.get(self._registering)
-            self._registering = None
-        return rows_batch(rows, RESULT_KEYS)
+        return rows_batch([self._one(row) for row in batch_rows(batch)], RESULT_KEYS)
 
     def _one(self, row: dict[str, Any]) -> dict[str, Any]:
         marker = _timeout_marker(self.settings, row)
@@ -339,7 +336,8 @@ def observe_to_store(
 
     Rows of ``tracks``, ``reads`` and ``team_votes`` stream into the store's writers as
     observe produces them, so memory does not grow with the clip. They are committed only
-    once observe finished and the clip passed :func:`hoopray.video.check_complete`;
+    once observe finished and the clip passed :func:`hoopray.video.check_frame_count`
+    (against the count its header declared when observe opened it);
     ``clip`` is written last and marks completion. ``source`` is the clip's location as
     recorded (the input URI when ``clip.path`` is a scratch copy); ``roster`` (optional)
     lets observe stop reading a track as soon as resolve would confirm it;
@@ -355,7 +353,7 @@ def observe_to_store(
     import pyarrow as pa
 
     from hoopray.observe import STREAMED_TABLES, observe
-    from hoopray.video import check_complete
+    from hoopray.video import check_frame_count
 
     with ExitStack() as stack:
         writers = {
@@ -380,7 +378,8 @@ def observe_to_store(
             decode_ahead=decode_ahead,
             infer_ahead=infer_ahead,
         )
-        check_complete(clip.path, int(obs.clip.column("frames")[0].as_py()), stop=cfg.max_frames)
+        decoded = int(obs.clip.column("frames")[0].as_py())
+        check_frame_count(clip.path, obs.extra["declared_frames"], decoded, cfg.max_frames)
     table = obs.clip
     if source is not None:
         table = table.set_column(

@@ -558,6 +558,13 @@ def read_frames_at(
 
 
 def check_complete(path: str | Path, decoded: int, stop: int | None = None) -> None:
+    """:func:`check_frame_count` with the count that :func:`probe` reads from ``path``."""
+    check_frame_count(path, probe(path).frames, decoded, stop)
+
+
+def check_frame_count(
+    path: str | Path, declared: int | None, decoded: int, stop: int | None = None
+) -> None:
     """Refuse a clip that decoded fewer frames than its container declares.
 
     :func:`iter_frames` ends quietly (with a logged warning) where a stream breaks; a
@@ -566,14 +573,14 @@ def check_complete(path: str | Path, decoded: int, stop: int | None = None) -> N
     count (Matroska) passes.
 
     Args:
-        path: the clip.
+        path: the clip (named in the error).
+        declared: the frame count its header declares (:attr:`VideoInfo.frames`), or None.
         decoded: how many frames were decoded.
         stop: the ``stop`` given to :func:`iter_frames`, if any.
 
     Raises:
         VideoError: the clip looks truncated or corrupt.
     """
-    declared = probe(path).frames
     if declared is None:
         return
     expected = declared if stop is None else min(declared, stop)

@@ -116,7 +116,6 @@ def test_detections_stream_into_the_store(court, tmp_path, monkeypatch, chunk: i
     monkeypatch.setattr(hoopray.observe, "_CHUNK_ROWS", chunk)
     r = court(still(11, [A, B]), 11)
     out = str(tmp_path / "out")
-    monkeypatch.setattr("hoopray.video.check_complete", lambda *a, **k: None)
     observe_to_store(out, r.clip, r.models(), ObserveConfig())
     read = outputs.read_observations(out, "game", "clip")
     assert read.detections.equals(kept.detections)

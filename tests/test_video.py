@@ -207,6 +207,42 @@ def test_truncated_stream_yields_what_it_can(tmp_path: Path) -> None:
     assert got == list(range(len(got)))
 
 
+@pytest.mark.parametrize(
+    ("declared", "decoded", "stop", "refused"),
+    [
+        (None, 0, None, False),  # no count declared (Matroska): nothing to check
+        (0, 0, None, False),
+        (1, 0, None, False),  # one frame may go missing
+        (30, 30, None, False),
+        (30, 29, None, False),
+        (30, 28, None, True),
+        (300, 297, None, False),  # 1% of the clip
+        (300, 296, None, True),
+        (300, 10, 10, False),  # observed up to ``stop`` only
+        (300, 8, 10, True),
+        (5, 5, 10, False),  # stop beyond the clip's end
+    ],
+)
+def test_check_frame_count(
+    declared: int | None, decoded: int, stop: int | None, refused: bool
+) -> None:
+    if not refused:
+        video.check_frame_count("c.mp4", declared, decoded, stop)
+        return
+    expected = declared if stop is None else min(declared, stop)
+    message = f"c.mp4: truncated or corrupt: decoded {decoded} of the {expected} frames"
+    with pytest.raises(VideoError, match=message):
+        video.check_frame_count("c.mp4", declared, decoded, stop)
+
+
+def test_check_complete_reads_the_count_from_the_header(clip: Path) -> None:
+    declared = probe(clip).frames
+    assert declared
+    video.check_complete(clip, declared)
+    with pytest.raises(VideoError, match="truncated or corrupt"):
+        video.check_complete(clip, declared // 2)
+
+
 def test_corrupt_header_with_no_frames_raises(tmp_path: Path, clip: Path) -> None:
     path = tmp_path / "head.mp4"
     path.write_bytes(clip.read_bytes()[:200])

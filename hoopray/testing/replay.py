@@ -233,8 +233,9 @@ def _detections(
     )
 
 
-SEEN_FRAMES = 32
-"""Detected frames whose number crops the world remembers for the reader."""
+SEEN_FRAMES = 64
+"""Detected frames with number crops that the world remembers for the reader: more than
+observe can detect ahead of its reads (``infer_ahead`` frames)."""
 
 
 class ReplayWorld:
@@ -273,10 +274,11 @@ class ReplayWorld:
         self._lock = threading.Lock()
 
     def saw(self, seen: _Seen | None) -> None:
-        """The detector saw ``seen`` (None: a frame without a stamp or labels)."""
+        """The detector saw ``seen`` (None: a frame without a stamp or labels); a frame
+        with number crops is logged for the reader."""
         with self._lock:
             self.seen = seen
-            if seen is not None:
+            if seen is not None and seen.numbers:
                 self._logged += 1
                 self._log.append((self._logged, seen))
 
@@ -809,7 +811,10 @@ class ReplayReader:
         The candidates are the frames the detector saw after the one this reader read
         last; the one whose number crops match ``crops`` best wins (fewest crops without a
         match, then the least pixel difference), the earliest of equals. A frame's own
-        crops match exactly, so a frame the detector saw later never wins over it.
+        crops match exactly, so a frame the detector saw later never wins over it. Crops
+        whose pixels equal those of an earlier frame since the last read (a number that
+        did not move) read as that frame's: the same pixels read alike, as they would by
+        a model.
         """
         best: tuple[tuple[int, float], int, _Seen, list[_SeenNumber | None]] | None = None
         for number, seen in self.world.seen_after(self._last_frame):

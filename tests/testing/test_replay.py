@@ -213,13 +213,25 @@ def test_reader_reads_the_crop_it_is_shown(world: ReplayWorld) -> None:
     assert world.reader().read([]) == []
 
 
+@pytest.mark.parametrize("moving", [False, True])
 @pytest.mark.parametrize("ahead", [1, 2, 5])
-def test_reads_do_not_depend_on_how_far_ahead_the_detector_ran(tmp_path: Path, ahead: int) -> None:
+def test_reads_do_not_depend_on_how_far_ahead_the_detector_ran(
+    tmp_path: Path, ahead: int, moving: bool
+) -> None:
     """observe may detect frames ahead of its reads (``infer_ahead``): frame i's crops read
-    as frame i's, although the detector saw later frames with the same crops since."""
+    as when frame i was the last frame detected. A number whose pixels change from frame to
+    frame reads exactly as its own frame; one that stays the same pixel for pixel reads as
+    the first frame since the last read that showed it (the same pixels read alike)."""
     frames = 16
     rows = [label_row(f, "A#23", visible=f % 5 != 3) for f in range(frames)]
     root = write_labels(tmp_path, rows)
+
+    def frame(index: int) -> np.ndarray:
+        image = stamped(index)
+        if moving:  # the number's texture changes with the frame
+            x1, y1, x2, y2 = OBJECTS["A#23"][4]
+            image[y1:y2, x1:x2] += index
+        return image
 
     def reads(ahead: int) -> list[tuple[int, list[tuple[str | None, float]]]]:
         world = ReplayWorld(root, misread_rate=0.5)
@@ -228,18 +240,28 @@ def test_reads_do_not_depend_on_how_far_ahead_the_detector_ran(tmp_path: Path, a
         out = []
         for index in range(frames + ahead):
             if index < frames:
-                frame = stamped(index)
-                (found,) = detector.detect([frame])
-                crops[index] = number_crops(world, frame, found)
+                (found,) = detector.detect([frame(index)])
+                crops[index] = number_crops(world, frame(index), found)
             read = index - ahead
             if read >= 0 and read % 2 == 0 and crops[read]:  # not every frame is read
                 texts = [(r.text, r.confidence) for r in reader.read(crops[read])]
                 out.append((read, texts))
         return out
 
+    def alone(index: int) -> list[tuple[str | None, float]]:
+        """Frame ``index`` read by a world that detected nothing else."""
+        world = ReplayWorld(root, misread_rate=0.5)
+        (found,) = world.detector().detect([frame(index)])
+        return [
+            (r.text, r.confidence)
+            for r in world.reader().read(number_crops(world, frame(index), found))
+        ]
+
     in_step = reads(0)
     assert len({confidence for _, texts in in_step for _, confidence in texts}) > 3
     assert reads(ahead) == in_step
+    own = [(index, alone(index)) for index, _ in in_step]
+    assert (in_step == own) == moving  # still pixels read as an earlier frame's
 
 
 def test_reader_misreads(tmp_path: Path) -> None:
