@@ -6,10 +6,11 @@ actors as on a cluster) runs :func:`hoopray.pipeline.execute` over a synthetic a
 ``--seconds`` 4-12 s per clip, around the notebook's 8 s clip; 10 fps, not the notebook's
 30, to keep the run under 10 minutes; 208x120 frames; built once per seed and size and
 cached under the system's temporary directory), with the production pool settings of
-``conf/ray/local.yaml`` (``in_flight``, ``decode_ahead``) and ``ray.observe.actors=4``,
-``ray.observe.num_gpus=1``. It runs once per schedule, ``streaming`` (the default) and
-``barrier`` (``ray.schedule=barrier``: every game's pass 1, then every clip's observe, then
-every game's finish), each on a fresh output root and a freshly started Ray.
+``conf/ray/local.yaml`` (``in_flight``, ``decode_ahead``, ``infer_ahead``) and
+``ray.observe.actors=4``, ``ray.observe.num_gpus=1``. It runs once per schedule,
+``streaming`` (the default) and ``barrier`` (``ray.schedule=barrier``: every game's pass 1,
+then every clip's observe, then every game's finish), each on a fresh output root and a
+freshly started Ray.
 
 The models are the ground-truth replay doubles given a GPU cost: every call of
 :class:`SleepyDetector` holds its GPU ``--detect-delay`` seconds per frame it detects (pass
@@ -30,10 +31,12 @@ Every call is logged (process, work item, start, end, seconds asked):
   ``execute`` (actor start-up included; planning, archive generation and Ray start-up not).
 
 The doubles' module also times every ``GpuWorker._one`` call in the actor processes (a
-wrapper that only takes the time), so each actor's time line is known: when its models
-were ready, its first and last item, the seconds inside items, in model calls or not (CPU
-work outside the model calls holds the GPU too: decode not hidden by the read-ahead,
-observe's per-frame work, writes) and the seconds between items. The summary splits ``4 x
+wrapper that only takes the time and notes the item, so that the model calls observe makes
+from its ``infer_ahead`` thread are credited to it), so each actor's time line is known:
+when its models were ready, its first and last item, the seconds inside items, in model
+calls or not (time in an item with no model call running holds the GPU idle too: decode
+not hidden by the read-ahead, observe's per-item work, per-frame work the model calls did
+not overlap, writes) and the seconds between items. The summary splits ``4 x
 makespan`` into GPU-seconds, other time inside items and no item on the GPU (start-up,
 dispatch, waits for a stage, the tail after the last item: the last games' fit and
 finish), so a low figure can be attributed.
