@@ -532,10 +532,6 @@ class _ClipObserver:
             tracker, self.tracker = self.tracker, None
             tracker.close()
 
-    def frame(self, index: int, frame: np.ndarray) -> None:
-        """Observe frame ``index``: :meth:`infer`, then :meth:`record`."""
-        self.record(self.infer(index, frame))
-
     def infer(self, index: int, frame: np.ndarray) -> _Inferred:
         """The detector and tracker calls of frame ``index``, nothing recorded.
 

@@ -557,11 +557,6 @@ def read_frames_at(
     yield from _read_sequential(local, rest, counters)
 
 
-def check_complete(path: str | Path, decoded: int, stop: int | None = None) -> None:
-    """:func:`check_frame_count` with the count that :func:`probe` reads from ``path``."""
-    check_frame_count(path, probe(path).frames, decoded, stop)
-
-
 def check_frame_count(
     path: str | Path, declared: int | None, decoded: int, stop: int | None = None
 ) -> None:

@@ -235,14 +235,6 @@ def test_check_frame_count(
         video.check_frame_count("c.mp4", declared, decoded, stop)
 
 
-def test_check_complete_reads_the_count_from_the_header(clip: Path) -> None:
-    declared = probe(clip).frames
-    assert declared
-    video.check_complete(clip, declared)
-    with pytest.raises(VideoError, match="truncated or corrupt"):
-        video.check_complete(clip, declared // 2)
-
-
 def test_corrupt_header_with_no_frames_raises(tmp_path: Path, clip: Path) -> None:
     path = tmp_path / "head.mp4"
     path.write_bytes(clip.read_bytes()[:200])
